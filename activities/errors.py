@@ -1,0 +1,71 @@
+"""Errors raised by routers, samplers and metric providers, and how they cross the activity boundary.
+
+Hierarchy::
+
+    SluiceError                      base; ``retryable`` says whether Temporal should try again
+    ├── RouteNotFound                object, route, rule, file or CRD missing        (not retried)
+    ├── RouteInvalid                 the route has a shape we refuse to edit          (not retried)
+    ├── Forbidden                    the worker lacks a permission (names the verb)    (not retried)
+    ├── Conflict                     someone wrote in between; read again and retry    (retried)
+    ├── TransientError               5xx, 429, timeouts, a proxy not yet updated       (retried)
+    └── WorkloadError                the old Deployment could not be retired           (not retried)
+
+Activities call :func:`as_application_error` so the workflow sees an ``ApplicationError`` whose
+``type`` is the class name and whose ``non_retryable`` follows ``retryable``.
+"""
+
+from __future__ import annotations
+
+from temporalio.exceptions import ApplicationError
+
+__all__ = [
+    "Conflict",
+    "Forbidden",
+    "RouteInvalid",
+    "RouteNotFound",
+    "SluiceError",
+    "TransientError",
+    "WorkloadError",
+    "as_application_error",
+]
+
+
+class SluiceError(Exception):
+    """Base of sluicegate's errors; ``retryable`` decides what Temporal does with it."""
+
+    retryable = False
+
+
+class RouteNotFound(SluiceError):
+    """The route object (or the named route, rule, file, CRD) does not exist."""
+
+
+class RouteInvalid(SluiceError):
+    """The route exists but cannot be edited safely (unexpected destinations, bad file)."""
+
+
+class Forbidden(SluiceError):
+    """The worker's identity may not do this; the message names the verb and resource."""
+
+
+class Conflict(SluiceError):
+    """A concurrent write won; reading again and retrying is safe."""
+
+    retryable = True
+
+
+class TransientError(SluiceError):
+    """A passing failure: a 5xx, 429, timeout or a proxy that has not applied a change yet."""
+
+    retryable = True
+
+
+class WorkloadError(SluiceError):
+    """Retiring the old workload failed after the route change (reported, not rolled back)."""
+
+
+def as_application_error(error: SluiceError) -> ApplicationError:
+    """Map a sluicegate error to the ``ApplicationError`` Temporal records and retries by."""
+    return ApplicationError(
+        str(error), type=type(error).__name__, non_retryable=not error.retryable
+    )

@@ -1,0 +1,256 @@
+"""Envoy through its filesystem RDS file.
+
+Envoy watches the file's directory and reloads when a file is moved onto the path, so every
+write goes to a temporary file in the same directory, is fsynced, then renamed over the
+original. Only the weights of one route are changed; every other key, route and
+RouteConfiguration in the file stays as it was. A ``flock`` on a side file serialises
+concurrent editors of one file (several rollouts sharing one RDS file).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from activities.errors import RouteInvalid, RouteNotFound, TransientError
+from workflows.models import RouteState, Weights
+from workflows.spec import Destination, EnvoyRouterSpec
+
+__all__ = ["EnvoyRouter"]
+
+_ROUTE_CONFIG_TYPE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+_APPLY_TIMEOUT_SECONDS = 10.0
+
+
+class EnvoyRouter:
+    """Edits one route's ``weighted_clusters`` in an Envoy filesystem RDS file."""
+
+    def __init__(self, spec: EnvoyRouterSpec, stable: Destination, canary: Destination) -> None:
+        self.spec = spec
+        self.path = Path(spec.routes_file)
+        self.stable = stable.host
+        self.canary = canary.host
+
+    @property
+    def description(self) -> str:
+        return f"envoy:{self.path}#{self.spec.route_config}"
+
+    # -- Router --------------------------------------------------------------------------
+
+    def get_routes(self) -> RouteState:
+        document = self._load()
+        return self._state(self._route_action(document), document)
+
+    def set_routes(self, weights: Weights) -> RouteState:
+        def edit(action: dict[str, Any]) -> None:
+            clusters = self._clusters(action)
+            by_name = {entry["name"]: entry for entry in clusters}
+            others = sorted(set(by_name) - {self.stable, self.canary})
+            if others:
+                raise RouteInvalid(
+                    f"{self.description}: the route also sends to {', '.join(others)}; "
+                    "refusing to change a split sluicegate does not own"
+                )
+            new_clusters = []
+            # Keep the entries' order and any other keys they carry (headers to add, metadata).
+            for name in [entry["name"] for entry in clusters] + [self.stable, self.canary]:
+                if name in {entry["name"] for entry in new_clusters}:
+                    continue
+                entry = dict(by_name.get(name, {"name": name}))
+                entry["weight"] = weights.stable if name == self.stable else weights.canary
+                new_clusters.append(entry)
+            action.pop("cluster", None)
+            weighted = action.setdefault("weighted_clusters", {})
+            weighted["clusters"] = new_clusters
+            weighted.pop("total_weight", None)  # deprecated; weights must sum to themselves
+
+        return self._edit(edit)
+
+    def finalize(self) -> RouteState:
+        def edit(action: dict[str, Any]) -> None:
+            others = sorted(
+                {e["name"] for e in self._clusters(action)} - {self.stable, self.canary}
+            )
+            if others:
+                raise RouteInvalid(
+                    f"{self.description}: the route also sends to {', '.join(others)}; "
+                    "refusing to change a split sluicegate does not own"
+                )
+            action.pop("weighted_clusters", None)
+            action["cluster"] = self.canary
+
+        return self._edit(edit)
+
+    # -- file handling ---------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        lock_path = self.path.with_name(f".{self.path.name}.lock")
+        try:
+            handle = open(lock_path, "a")  # noqa: SIM115 - held for the whole edit
+        except FileNotFoundError:
+            raise RouteNotFound(f"{self.description}: directory {self.path.parent} does not exist") from None
+        except PermissionError as exc:
+            raise RouteInvalid(f"{self.description}: cannot lock {lock_path}: {exc}") from None
+        with handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
+            raise RouteNotFound(f"{self.description}: routes file {self.path} does not exist") from None
+        except (PermissionError, IsADirectoryError) as exc:
+            raise RouteInvalid(f"{self.description}: cannot read {self.path}: {exc}") from None
+        try:
+            document = json.loads(text) if self.path.suffix == ".json" else yaml.safe_load(text)
+        except (yaml.YAMLError, json.JSONDecodeError) as exc:
+            raise RouteInvalid(f"{self.description}: {self.path} is not valid YAML/JSON: {exc}") from None
+        if not isinstance(document, dict) or not isinstance(document.get("resources"), list):
+            raise RouteInvalid(
+                f"{self.description}: {self.path} is not an RDS file (no top-level resources: list)"
+            )
+        return document
+
+    def _edit(self, change: Any) -> RouteState:
+        with self._locked():
+            document = self._load()
+            original = copy.deepcopy(document)
+            change(self._route_action(document))
+            if document != original:
+                document["version_info"] = _version_of(document)
+                self._write_atomically(document)
+        self._wait_until_applied(str(document.get("version_info", "")))
+        return self._state(self._route_action(document), document)
+
+    def _write_atomically(self, document: dict[str, Any]) -> None:
+        if self.path.suffix == ".json":
+            text = json.dumps(document, indent=2) + "\n"
+        else:
+            text = yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+        fd, temp_name = tempfile.mkstemp(
+            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
+        )
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            with contextlib.suppress(OSError):
+                os.chmod(temp_name, self.path.stat().st_mode & 0o777)
+            os.replace(temp_name, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp_name)
+            raise
+
+    # -- navigation ---------------------------------------------------------------------------
+
+    def _route_action(self, document: dict[str, Any]) -> dict[str, Any]:
+        configs = [
+            r
+            for r in document["resources"]
+            if isinstance(r, dict) and r.get("name") == self.spec.route_config
+        ]
+        if not configs:
+            names = [r.get("name") for r in document["resources"] if isinstance(r, dict)]
+            raise RouteNotFound(
+                f"{self.description}: no RouteConfiguration named {self.spec.route_config!r} "
+                f"in {self.path} (found {names})"
+            )
+        config = configs[0]
+        if config.get("@type", _ROUTE_CONFIG_TYPE) != _ROUTE_CONFIG_TYPE:
+            raise RouteInvalid(f"{self.description}: resource is a {config.get('@type')}, not a RouteConfiguration")
+        hosts = config.get("virtual_hosts") or []
+        if self.spec.virtual_host is not None:
+            hosts = [h for h in hosts if h.get("name") == self.spec.virtual_host]
+        if not hosts:
+            raise RouteNotFound(
+                f"{self.description}: no virtual host {self.spec.virtual_host or '(any)'}"
+            )
+        routes = hosts[0].get("routes") or []
+        if self.spec.route is not None:
+            routes = [r for r in routes if r.get("name") == self.spec.route]
+        if not routes:
+            raise RouteNotFound(f"{self.description}: no route {self.spec.route or '(any)'}")
+        action = routes[0].get("route")
+        if not isinstance(action, dict):
+            raise RouteInvalid(
+                f"{self.description}: the route has no route action (redirect or direct_response?)"
+            )
+        return action
+
+    def _clusters(self, action: dict[str, Any]) -> list[dict[str, Any]]:
+        if "cluster" in action:
+            return [{"name": action["cluster"], "weight": 100}]
+        clusters = (action.get("weighted_clusters") or {}).get("clusters")
+        if not isinstance(clusters, list):
+            raise RouteInvalid(
+                f"{self.description}: the route has neither cluster nor weighted_clusters"
+            )
+        return clusters
+
+    def _state(self, action: dict[str, Any], document: dict[str, Any]) -> RouteState:
+        weights = {e["name"]: int(e.get("weight", 0)) for e in self._clusters(action)}
+        return RouteState(
+            stable=weights.pop(self.stable, None),
+            canary=weights.pop(self.canary, None),
+            others=weights,
+            version=str(document.get("version_info", "")),
+            description=self.description,
+        )
+
+    # -- confirmation ---------------------------------------------------------------------------
+
+    def _wait_until_applied(self, version: str) -> None:
+        """With ``admin`` set, return only once Envoy serves ``version`` of the route config."""
+        if not self.spec.admin or not version:
+            return
+        url = self.spec.admin.rstrip("/") + "/config_dump?resource=dynamic_route_configs"
+        deadline = time.monotonic() + _APPLY_TIMEOUT_SECONDS
+        delay = 0.002
+        seen = "(unreachable)"
+        with httpx.Client(timeout=2.0) as client:
+            while True:
+                try:
+                    seen = _applied_version(client.get(url).json(), self.spec.route_config)
+                    if seen == version:
+                        return
+                except (httpx.HTTPError, ValueError):
+                    pass
+                if time.monotonic() > deadline:
+                    raise TransientError(
+                        f"{self.description}: Envoy at {self.spec.admin} still serves version "
+                        f"{seen} of {self.spec.route_config}, not {version}"
+                    )
+                time.sleep(delay)  # Envoy applies a renamed file within milliseconds
+                delay = min(delay * 2, 0.05)
+
+
+def _applied_version(config_dump: dict[str, Any], route_config: str) -> str:
+    for config in config_dump.get("configs", []):
+        for dynamic in config.get("dynamic_route_configs", []):
+            if dynamic.get("route_config", {}).get("name") == route_config:
+                return str(dynamic.get("version_info", ""))
+    return "(none)"
+
+
+def _version_of(document: dict[str, Any]) -> str:
+    body = json.dumps(document.get("resources"), sort_keys=True).encode()
+    return "sluice-" + hashlib.sha256(body).hexdigest()[:16]

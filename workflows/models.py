@@ -1,0 +1,203 @@
+"""Data passed between the workflow, its activities, its callers and its queries.
+
+One model in and one out per activity and message, so fields can be added later without
+breaking rollouts in flight. Everything here is stored in Temporal's history: never put a
+secret in it (reference secrets by name; activities read them from the environment).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+from workflows.spec import Destination, RemoveOldStep, RouterSpec, VerifySpec
+
+__all__ = [
+    "AbortInput",
+    "ApprovalRecord",
+    "ApproveInput",
+    "EventRecord",
+    "MessageResult",
+    "PauseInput",
+    "PromoteInput",
+    "RemoveOldInput",
+    "ResumeInput",
+    "RouteInput",
+    "RouteState",
+    "SampleInput",
+    "SampleResult",
+    "SetWeightsInput",
+    "Weights",
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        extra="forbid",
+    )
+
+
+class Weights(_Model):
+    """The split between the two versions; always sums to 100."""
+
+    stable: int
+    canary: int
+
+
+# --- activities -------------------------------------------------------------------------
+
+
+class RouteInput(_Model):
+    """Which route object, and which destinations in it are stable and canary."""
+
+    router: RouterSpec
+    namespace: str
+    stable: Destination
+    canary: Destination
+    rollout_id: str = ""
+
+
+class SetWeightsInput(RouteInput):
+    """Set the route to ``weights`` (adding a missing destination, keeping everything else)."""
+
+    weights: Weights
+
+
+class RemoveOldInput(RouteInput):
+    """Send 100% to the canary alone; ``remove_old`` says what to do with the old workload."""
+
+    remove_old: RemoveOldStep = Field(default_factory=RemoveOldStep)
+
+
+class RouteState(_Model):
+    """What a router read or wrote: the two destinations' weights (None when absent)."""
+
+    stable: int | None
+    canary: int | None
+    others: dict[str, int] = Field(default_factory=dict)
+    """Other destinations found on the route, by label (they make a route unsafe to edit)."""
+    version: str = ""
+    """The object's version after the call (resourceVersion, RDS version_info)."""
+    description: str = ""
+    """Where the route lives, for messages: ``envoy:/path/rds.yaml#reviews``."""
+
+
+class SampleInput(_Model):
+    """Sample live traffic and test that it is served at ``weights``."""
+
+    verify: VerifySpec
+    weights: Weights
+    stable_value: str
+    canary_value: str
+
+
+class SampleResult(_Model):
+    """Counts of who answered, and the verdict of the statistical test."""
+
+    samples: int
+    stable: int
+    canary: int
+    other: dict[str, int] = Field(default_factory=dict)
+    """Classified answers that are neither version (a third version is serving)."""
+    unclassified: int = 0
+    """Answers in which ``match``/``header`` found nothing."""
+    errors: int = 0
+    """Requests that failed (connection errors, timeouts)."""
+    status_codes: dict[str, int] = Field(default_factory=dict)
+    expected: Weights
+    p_value: float
+    alpha: float
+    passed: bool
+    reason: str = ""
+    seconds: float = 0.0
+
+
+# --- messages (signals and updates share these) ------------------------------------------
+
+
+def _non_empty(value: str) -> str:
+    if not value or not value.strip():
+        raise ValueError("by: must name who acts (a non-empty string)")
+    return value.strip()
+
+
+class _Message(_Model):
+    by: str
+
+    @field_validator("by")
+    @classmethod
+    def _by(cls, value: str) -> str:
+        return _non_empty(value)
+
+
+class ApproveInput(_Message):
+    """``approve``: pass the approval gate the rollout waits at."""
+
+    step: int | None = None
+    """If set, refuse unless the rollout waits at this plan step."""
+    comment: str = ""
+
+
+class AbortInput(_Message):
+    """``abort``: roll back to 100% stable now."""
+
+    reason: str = ""
+
+
+class PauseInput(_Message):
+    """``pause``: hold at the current weights."""
+
+    reason: str = ""
+
+
+class ResumeInput(_Message):
+    """``resume``: go on after a pause."""
+
+    comment: str = ""
+
+
+class PromoteInput(_Message):
+    """``promote``: skip the current wait; ``full`` goes straight to 100%."""
+
+    full: bool = False
+    comment: str = ""
+
+
+class MessageResult(_Model):
+    """What an update answers: what it did, and where the rollout stands."""
+
+    accepted: bool
+    message: str
+    phase: str
+    current_step: int
+
+
+# --- records kept in status and in the result --------------------------------------------
+
+
+class ApprovalRecord(_Model):
+    """Who approved which step, when, and how (signal or update)."""
+
+    by: str
+    step: int
+    at: datetime
+    comment: str = ""
+    via: Literal["signal", "update"] = "update"
+    kind: Literal["approve", "promote"] = "approve"
+
+
+class EventRecord(_Model):
+    """One thing that happened, for the audit trail in status and result."""
+
+    at: datetime
+    event: str
+    step: int
+    by: str = ""
+    detail: dict[str, Any] = Field(default_factory=dict)

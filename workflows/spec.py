@@ -1,0 +1,379 @@
+"""The rollout spec: what a user writes (camelCase JSON or YAML) and how it is validated.
+
+Every model refuses unknown keys, so a misspelt ``setWieght`` is an error that names it instead of
+a silently ignored line. :func:`validate_spec` turns pydantic's errors into one line per problem,
+each starting with the path of the field (``steps[0].setWeight: must be 0..100, got 150``).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from workflows._durations import Duration
+
+__all__ = [
+    "DEFAULT_STEPS",
+    "ApprovalStep",
+    "Destination",
+    "DryRunRouterSpec",
+    "EnvoyRouterSpec",
+    "GatewayApiRouterSpec",
+    "IstioRouterSpec",
+    "PauseStep",
+    "RemoveOldStep",
+    "RolloutSpec",
+    "RouterSpec",
+    "SpecError",
+    "Step",
+    "VerifySpec",
+    "validate_spec",
+    "workflow_id_for",
+]
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
+class SpecError(ValueError):
+    """A rollout spec that does not validate; ``problems`` holds one ``path: reason`` per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid rollout spec: " + "; ".join(problems))
+
+
+class _SpecModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+def _dns_name(value: str) -> str:
+    if not value or len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
+        raise ValueError(
+            f"must be a lowercase DNS name (letters, digits, '-', '.'), got {value!r}"
+        )
+    return value
+
+
+def _label(value: str) -> str:
+    if not value or len(value) > 63 or not _DNS_LABEL.match(value):
+        raise ValueError(f"must be a lowercase DNS label (letters, digits, '-'), got {value!r}")
+    return value
+
+
+def _weight(value: int) -> int:
+    if not 0 <= value <= 100:
+        raise ValueError(f"must be 0..100, got {value}")
+    return value
+
+
+DnsName = Annotated[str, AfterValidator(_dns_name)]
+Label = Annotated[str, AfterValidator(_label)]
+Weight = Annotated[int, Field(strict=True), AfterValidator(_weight)]
+
+
+class Destination(_SpecModel):
+    """Where one version's traffic goes.
+
+    Istio: ``host`` (+ optional ``subset``); Gateway API: ``host`` is the backendRef Service name
+    (+ ``port``); Envoy: ``host`` is the cluster name.
+    """
+
+    host: str = Field(min_length=1)
+    subset: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+
+    def label(self) -> str:
+        """A short human name: ``reviews-v2`` or ``reviews/v2``."""
+        return f"{self.host}/{self.subset}" if self.subset else self.host
+
+
+class IstioRouterSpec(_SpecModel):
+    """Istio VirtualService: weights of ``spec.http[route].route[]``."""
+
+    kind: Literal["istio"]
+    virtual_service: DnsName
+    route: str | None = None
+    """Name of the http route in the VirtualService; default: the first one."""
+
+
+class GatewayApiRouterSpec(_SpecModel):
+    """Gateway API HTTPRoute: weights of ``spec.rules[rule].backendRefs[]``."""
+
+    kind: Literal["gatewayApi"]
+    http_route: DnsName
+    rule: int = Field(default=0, ge=0)
+
+
+class EnvoyRouterSpec(_SpecModel):
+    """A local Envoy fed by a filesystem RDS file that it watches."""
+
+    kind: Literal["envoy"]
+    routes_file: str = Field(min_length=1)
+    """Path of the RDS file (a v3 ``resources:`` list of RouteConfigurations), on the worker."""
+    route_config: str = Field(min_length=1)
+    """Name of the RouteConfiguration whose route is edited."""
+    virtual_host: str | None = None
+    """Virtual host name inside it; default: the first."""
+    route: str | None = None
+    """Route name inside the virtual host; default: the first."""
+    admin: str | None = None
+    """Envoy admin URL; when set, a weight change returns only once Envoy reports it applied."""
+
+
+class DryRunRouterSpec(_SpecModel):
+    """Changes nothing; records what it would do (rehearsals, benchmarks)."""
+
+    kind: Literal["dryRun"]
+
+
+RouterSpec = Annotated[
+    IstioRouterSpec | GatewayApiRouterSpec | EnvoyRouterSpec | DryRunRouterSpec,
+    Field(discriminator="kind"),
+]
+ROUTER_KINDS = ("istio", "gatewayApi", "envoy", "dryRun")
+KUBERNETES_ROUTER_KINDS = ("istio", "gatewayApi")
+
+
+class ApprovalStep(_SpecModel):
+    """Wait for a person's ``approve`` (or ``promote``)."""
+
+    timeout: Duration | None = None
+    """How long to wait; default: forever."""
+    on_timeout: Literal["abort"] = "abort"
+    """What a timeout does: ``abort`` rolls back (type ``ApprovalTimedOut``)."""
+
+
+class PauseStep(_SpecModel):
+    """Hold at the current weights: for ``duration`` (a bake), or until ``resume``/``promote``."""
+
+    duration: Duration | None = None
+
+
+class RemoveOldStep(_SpecModel):
+    """Send 100% to the canary alone; optionally retire the old Deployment (Kubernetes)."""
+
+    deployment: DnsName | None = None
+    action: Literal["scaleToZero", "delete"] = "scaleToZero"
+    delay: Duration = timedelta(seconds=30)
+
+
+class Step(_SpecModel):
+    """One step of the plan: exactly one of ``setWeight``, ``approval``, ``pause``, ``removeOld``."""
+
+    set_weight: Weight | None = None
+    approval: ApprovalStep | None = None
+    pause: PauseStep | None = None
+    remove_old: RemoveOldStep | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _exactly_one(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            set_keys = [key for key, value in data.items() if value is not None]
+            if len(set_keys) > 1:
+                raise ValueError(f"a step has exactly one kind, got {', '.join(set_keys)}")
+            if not data:
+                raise ValueError(
+                    "a step needs one of setWeight, approval, pause, removeOld, got an empty step"
+                )
+        elif data is not None:
+            raise ValueError(
+                "a step is a mapping like {setWeight: 10} or {approval: {}}, "
+                f"got {data!r}"
+            )
+        return data
+
+    @property
+    def kind(self) -> str:
+        """The step's kind as the spec spells it."""
+        for name in ("set_weight", "approval", "pause", "remove_old"):
+            if getattr(self, name) is not None:
+                return to_camel(name)
+        raise AssertionError("validated step has no kind")
+
+
+DEFAULT_STEPS: tuple[dict[str, Any], ...] = (
+    {"setWeight": 10},
+    {"approval": {}},
+    {"setWeight": 50},
+    {"approval": {}},
+    {"setWeight": 100},
+    {"approval": {}},
+    {"removeOld": {}},
+)
+
+
+class VerifySpec(_SpecModel):
+    """After every traffic change, sample live traffic and test the served split."""
+
+    url: str
+    samples: int = Field(default=200, ge=10, le=100_000)
+    match: str | None = None
+    """Regex over the body; group 1 (or the whole match) names the version."""
+    header: str | None = None
+    """Response header naming the version (e.g. ``x-version``)."""
+    stable_value: str | None = None
+    """What ``match``/``header`` yields for stable; default: the stable host."""
+    canary_value: str | None = None
+    """What ``match``/``header`` yields for the canary; default: the canary host."""
+    concurrency: int = Field(default=10, ge=1, le=200)
+    request_timeout: Duration = timedelta(seconds=5)
+    headers: dict[str, str] = Field(default_factory=dict)
+    """Extra request headers (e.g. ``Host``); never secrets, the spec is stored in history."""
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+        return value
+
+    @field_validator("match")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"is not a valid regular expression ({exc}), got {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _one_classifier(self) -> VerifySpec:
+        if (self.match is None) == (self.header is None):
+            raise ValueError("set exactly one of match (a regex over the body) or header")
+        return self
+
+
+class RolloutSpec(_SpecModel):
+    """A rollout: which service, which router, which destinations, which steps."""
+
+    service: Label
+    namespace: Label = "default"
+    router: RouterSpec
+    stable: Destination
+    canary: Destination
+    steps: list[Step] = Field(default_factory=lambda: [Step.model_validate(s) for s in DEFAULT_STEPS])
+    verify: VerifySpec | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RolloutSpec:
+        problems: list[str] = []
+        if self.stable == self.canary:
+            problems.append(f"canary: must differ from stable (both {self.stable.label()})")
+        kind = self.router.kind
+        for role in ("stable", "canary"):
+            dest: Destination = getattr(self, role)
+            if dest.subset is not None and kind != "istio":
+                problems.append(f"{role}.subset: only the istio router has subsets")
+            if dest.port is not None and kind not in ("gatewayApi",):
+                problems.append(f"{role}.port: only the gatewayApi router takes a port")
+        if not self.steps:
+            problems.append("steps: needs at least one step (omit it for the default plan)")
+        for index, step in enumerate(self.steps):
+            if step.remove_old is None:
+                continue
+            if index != len(self.steps) - 1:
+                problems.append(f"steps[{index}].removeOld: must be the last step")
+            previous = [s.set_weight for s in self.steps[:index] if s.set_weight is not None]
+            if not previous or previous[-1] != 100:
+                problems.append(
+                    f"steps[{index}].removeOld: the canary must be at 100% first "
+                    "(put setWeight: 100 before it)"
+                )
+            if step.remove_old.deployment is not None and kind not in KUBERNETES_ROUTER_KINDS:
+                problems.append(
+                    f"steps[{index}].removeOld.deployment: needs a Kubernetes router "
+                    f"(istio or gatewayApi), got {kind}"
+                )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    @property
+    def workflow_id(self) -> str:
+        """The suggested workflow id, unique per service so two rollouts cannot overlap."""
+        return workflow_id_for(self.namespace, self.service)
+
+
+def workflow_id_for(namespace: str, service: str) -> str:
+    """``rollout-<namespace>-<service>``."""
+    return f"rollout-{namespace}-{service}"
+
+
+def _format_location(loc: tuple[int | str, ...], union_tags: set[str]) -> str:
+    path = ""
+    for index, part in enumerate(loc):
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part in union_tags and index > 0 and loc[index - 1] == "router":
+            continue  # pydantic puts the discriminator's value in the path; users never wrote it
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def _format_error(error: Any) -> list[str]:
+    loc = tuple(error.get("loc", ()))
+    kind = error.get("type", "")
+    message = str(error.get("msg", ""))
+    value = error.get("input")
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    if message.startswith("Assertion failed, "):
+        message = message[len("Assertion failed, ") :]
+    path = _format_location(loc, set(ROUTER_KINDS))
+    if kind == "extra_forbidden":
+        if len(loc) == 3 and loc[0] == "steps" and isinstance(loc[1], int):
+            return [
+                f"{path}: unknown step kind (expected one of setWeight, approval, pause, removeOld)"
+            ]
+        return [f"{path}: unknown key"]
+    if kind == "missing":
+        return [f"{path}: required"]
+    if kind == "union_tag_invalid":
+        tag = error.get("ctx", {}).get("tag")
+        return [f"{path}.kind: unknown router kind {tag!r} (expected one of {', '.join(ROUTER_KINDS)})"]
+    if kind == "union_tag_not_found":
+        return [f"{path}.kind: required (one of {', '.join(ROUTER_KINDS)})"]
+    lines = message.split("\n")
+    if len(lines) > 1:  # one validator reporting several problems with their own paths
+        return lines
+    if "got" not in message and not isinstance(value, dict | list):
+        message = f"{message}, got {value!r}"
+    return [f"{path}: {message}" if path else message]
+
+
+def validate_spec(data: Any) -> RolloutSpec:
+    """Validate a decoded spec (a mapping); raise :class:`SpecError` naming every bad field."""
+    if isinstance(data, RolloutSpec):
+        return data
+    if not isinstance(data, dict):
+        raise SpecError([f"spec: must be a mapping of keys to values, got {type(data).__name__}"])
+    try:
+        return RolloutSpec.model_validate(data)
+    except ValidationError as exc:
+        problems: list[str] = []
+        for error in exc.errors():
+            problems.extend(_format_error(error))
+        raise SpecError(problems) from None
