@@ -1,0 +1,13 @@
+"""Activities: all the I/O a rollout does. The worker registers :data:`ALL_ACTIVITIES`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from activities.routes import read_route, remove_old_route, set_weights
+from activities.sampling import sample_traffic
+
+__all__ = ["ALL_ACTIVITIES", "read_route", "remove_old_route", "sample_traffic", "set_weights"]
+
+ALL_ACTIVITIES: list[Callable[..., Any]] = [read_route, set_weights, remove_old_route, sample_traffic]

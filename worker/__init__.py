@@ -1,0 +1,1 @@
+"""The sluicegate worker: ``python -m worker``."""

@@ -6,10 +6,24 @@ from __future__ import annotations
 from activities.routers._base import Router
 from activities.routers.dry_run import DryRunRouter
 from activities.routers.envoy import EnvoyRouter
+from activities.routers.gateway_api import GatewayApiRouter
+from activities.routers.istio import IstioRouter
 from workflows.models import RouteInput
-from workflows.spec import DryRunRouterSpec, EnvoyRouterSpec
+from workflows.spec import (
+    DryRunRouterSpec,
+    EnvoyRouterSpec,
+    GatewayApiRouterSpec,
+    IstioRouterSpec,
+)
 
-__all__ = ["DryRunRouter", "EnvoyRouter", "Router", "build_router"]
+__all__ = [
+    "DryRunRouter",
+    "EnvoyRouter",
+    "GatewayApiRouter",
+    "IstioRouter",
+    "Router",
+    "build_router",
+]
 
 
 def build_router(route: RouteInput) -> Router:
@@ -17,6 +31,10 @@ def build_router(route: RouteInput) -> Router:
     spec = route.router
     if isinstance(spec, EnvoyRouterSpec):
         return EnvoyRouter(spec, route.stable, route.canary)
+    if isinstance(spec, IstioRouterSpec):
+        return IstioRouter(spec, route.namespace, route.stable, route.canary)
+    if isinstance(spec, GatewayApiRouterSpec):
+        return GatewayApiRouter(spec, route.namespace, route.stable, route.canary)
     if isinstance(spec, DryRunRouterSpec):
         return DryRunRouter(route.namespace, route.stable, route.canary)
     from activities.errors import RouteInvalid

@@ -63,7 +63,7 @@ class EnvoyRouter:
                     f"{self.description}: the route also sends to {', '.join(others)}; "
                     "refusing to change a split sluicegate does not own"
                 )
-            new_clusters = []
+            new_clusters: list[dict[str, Any]] = []
             # Keep the entries' order and any other keys they carry (headers to add, metadata).
             for name in [entry["name"] for entry in clusters] + [self.stable, self.canary]:
                 if name in {entry["name"] for entry in new_clusters}:
@@ -244,8 +244,10 @@ class EnvoyRouter:
 
 
 def _applied_version(config_dump: dict[str, Any], route_config: str) -> str:
+    # With ?resource=dynamic_route_configs each entry of "configs" is one DynamicRouteConfig;
+    # without it the entries are RoutesConfigDumps holding a dynamic_route_configs list.
     for config in config_dump.get("configs", []):
-        for dynamic in config.get("dynamic_route_configs", []):
+        for dynamic in [config, *config.get("dynamic_route_configs", [])]:
             if dynamic.get("route_config", {}).get("name") == route_config:
                 return str(dynamic.get("version_info", ""))
     return "(none)"

@@ -1,0 +1,51 @@
+"""The metrics provider interface: the only thing analysis knows about a metrics backend.
+
+Flagger's shape: ``run_query`` returns one number, or None when the backend has no data for the
+query (no traffic yet, an empty vector): that is "inconclusive", never a failure. Anything that
+went wrong on the way (unreachable, bad query, bad credentials, an answer of the wrong shape) is a
+:class:`MetricProviderError`, which ``measure_metrics`` records as an ``Error`` measurement so the
+workflow's ``consecutiveErrorLimit`` counts it.
+
+Adding a backend (Datadog, CloudWatch) is one module implementing :class:`MetricProvider` and one
+line in :func:`activities.metrics.build_provider`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from activities.errors import SluiceError
+
+__all__ = ["MetricProvider", "MetricProviderError", "RangeMetricProvider"]
+
+
+class MetricProviderError(SluiceError):
+    """The provider could not answer (unreachable, refused, bad query, unexpected answer).
+
+    Never carries a credential in its message. Not retried by Temporal: analysis counts it and
+    measures again at the next interval.
+    """
+
+
+class MetricProvider(Protocol):
+    """Runs a query and returns a single number (Flagger's ``RunQuery``/``IsOnline``)."""
+
+    async def run_query(self, query: str) -> float | None:
+        """The value now; None when there is no data. Raises :class:`MetricProviderError`."""
+        ...
+
+    async def is_online(self) -> bool:
+        """Whether the backend answers at all (for ``sluice`` checks and readiness)."""
+        ...
+
+
+class RangeMetricProvider(MetricProvider, Protocol):
+    """A provider that can also return one series over a window (for ``compare``)."""
+
+    async def run_range_query(
+        self, query: str, start: datetime, end: datetime, step: timedelta
+    ) -> list[float]:
+        """The query's values every ``step`` from ``start`` to ``end`` (missing/NaN points
+        dropped; an empty list is no data). Raises :class:`MetricProviderError`."""
+        ...

@@ -1,0 +1,181 @@
+"""Prometheus through its HTTP API (``/api/v1/query``, ``/api/v1/query_range``).
+
+An instant query must return one number: an empty vector is no data (None), NaN is no data (a
+ratio with no traffic: 0/0), and more than one series is an error, because guessing which series
+the user meant would judge the wrong thing. A bearer token is read at call time from the worker's
+environment variable or file that the spec names; it never appears in the spec, the history, or
+an error message.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from activities.metrics._base import MetricProviderError
+from workflows.analysis import PrometheusMetricSource
+
+__all__ = ["PrometheusProvider"]
+
+
+class PrometheusProvider:
+    """A :class:`~activities.metrics.RangeMetricProvider` for one Prometheus server."""
+
+    def __init__(
+        self,
+        source: PrometheusMetricSource,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.source = source
+        self._transport = transport
+        self._environ = os.environ if environ is None else environ
+
+    # -- MetricProvider --------------------------------------------------------------------
+
+    async def run_query(self, query: str) -> float | None:
+        """Evaluate ``query`` now; one number, or None when the result is empty or NaN."""
+        data = await self._call("/api/v1/query", {"query": query})
+        kind = data.get("resultType")
+        result = data.get("result")
+        if kind == "scalar" and isinstance(result, list):
+            return _number(result)
+        if kind == "vector" and isinstance(result, list):
+            if not result:
+                return None
+            if len(result) > 1:
+                raise MetricProviderError(
+                    f"{self._where}: the query returned {len(result)} series "
+                    f"({_labels(result)}); it must return one (aggregate it, e.g. with sum(...))"
+                )
+            return _number(result[0].get("value"))
+        raise MetricProviderError(
+            f"{self._where}: the query returned a {kind}; it must return one number"
+        )
+
+    async def is_online(self) -> bool:
+        """True when Prometheus answers ``vector(1)`` with 1 (Flagger's check)."""
+        try:
+            return await self.run_query("vector(1)") == 1.0
+        except MetricProviderError:
+            return False
+
+    async def run_range_query(
+        self, query: str, start: datetime, end: datetime, step: timedelta
+    ) -> list[float]:
+        """The single series of ``query`` every ``step`` over ``[start, end]``, NaNs dropped."""
+        data = await self._call(
+            "/api/v1/query_range",
+            {
+                "query": query,
+                "start": f"{start.timestamp():.3f}",
+                "end": f"{end.timestamp():.3f}",
+                "step": f"{step.total_seconds():g}s",
+            },
+        )
+        result = data.get("result")
+        if data.get("resultType") != "matrix" or not isinstance(result, list):
+            raise MetricProviderError(
+                f"{self._where}: the range query returned a {data.get('resultType')}"
+            )
+        if not result:
+            return []
+        if len(result) > 1:
+            raise MetricProviderError(
+                f"{self._where}: the query returned {len(result)} series ({_labels(result)}); "
+                "it must return one (aggregate it, e.g. with sum(...))"
+            )
+        values = [_number(point) for point in result[0].get("values", [])]
+        return [value for value in values if value is not None]
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    @property
+    def _where(self) -> str:
+        return f"prometheus {self.source.address}"
+
+    def _headers(self) -> dict[str, str]:
+        token: str | None = None
+        if self.source.bearer_token_env is not None:
+            token = self._environ.get(self.source.bearer_token_env)
+            if not token:
+                raise MetricProviderError(
+                    f"{self._where}: bearerTokenEnv {self.source.bearer_token_env} is not set "
+                    "in the worker's environment"
+                )
+        elif self.source.bearer_token_file is not None:
+            try:
+                token = Path(self.source.bearer_token_file).read_text().strip()
+            except OSError as error:
+                raise MetricProviderError(
+                    f"{self._where}: cannot read bearerTokenFile {self.source.bearer_token_file}: "
+                    f"{error.strerror or type(error).__name__}"
+                ) from None
+            if not token:
+                raise MetricProviderError(
+                    f"{self._where}: bearerTokenFile {self.source.bearer_token_file} is empty"
+                )
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    async def _call(self, path: str, form: dict[str, str]) -> dict[str, Any]:
+        headers = self._headers()
+        timeout = self.source.timeout.total_seconds()
+        try:
+            async with httpx.AsyncClient(
+                base_url=self.source.address, timeout=timeout, transport=self._transport
+            ) as client:
+                # POST: long PromQL does not fit every proxy's URL limit
+                response = await client.post(path, data=form, headers=headers)
+        except httpx.TimeoutException:
+            raise MetricProviderError(f"{self._where}: timed out after {timeout:g}s") from None
+        except httpx.HTTPError as error:
+            raise MetricProviderError(
+                f"{self._where}: unreachable ({type(error).__name__}: {error})"
+            ) from None
+        if response.status_code in (401, 403):
+            # a proxy's refusal; its body may echo the request, so it is not quoted
+            raise MetricProviderError(f"{self._where}: HTTP {response.status_code}, not allowed")
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise MetricProviderError(
+                f"{self._where}: HTTP {response.status_code}, not a Prometheus API answer: "
+                f"{response.text[:200]!r}"
+            )
+        if body.get("status") != "success":
+            raise MetricProviderError(
+                f"{self._where}: HTTP {response.status_code}, {body.get('errorType', 'error')}: "
+                f"{body.get('error', 'no reason given')}"
+            )
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise MetricProviderError(f"{self._where}: the answer has no data")
+        return data
+
+
+def _number(sample: Any) -> float | None:
+    """A ``[timestamp, "value"]`` pair's value; None for NaN (Prometheus's "no value")."""
+    if not isinstance(sample, list | tuple) or len(sample) != 2:
+        raise MetricProviderError(f"unexpected sample {sample!r}")
+    try:
+        value = float(sample[1])
+    except (TypeError, ValueError):
+        raise MetricProviderError(f"unexpected sample value {sample[1]!r}") from None
+    return None if math.isnan(value) else value
+
+
+def _labels(result: list[Any]) -> str:
+    shown = [
+        "{" + ", ".join(f"{k}={v!r}" for k, v in sorted(series.get("metric", {}).items())) + "}"
+        for series in result[:3]
+    ]
+    return ", ".join(shown) + (", ..." if len(result) > 3 else "")

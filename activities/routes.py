@@ -1,0 +1,66 @@
+"""Route activities: read and set a route's weights through the router its spec names."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TypeVar
+
+import structlog
+from temporalio import activity
+
+from activities.errors import SluiceError, as_application_error
+from activities.routers import Router, build_router
+from workflows.models import RemoveOldInput, RouteInput, RouteState, SetWeightsInput
+
+__all__ = ["read_route", "remove_old_route", "set_weights"]
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+
+async def _with_router(route: RouteInput, call: Callable[[Router], T]) -> T:
+    """Run a blocking router call in a thread, mapping our errors to Temporal's."""
+    try:
+        router = build_router(route)
+        return await asyncio.to_thread(call, router)
+    except SluiceError as error:
+        log.warning(
+            "router call failed",
+            rollout_id=route.rollout_id,
+            error_type=type(error).__name__,
+            error=str(error),
+            attempt=activity.info().attempt,
+        )
+        raise as_application_error(error) from error
+
+
+@activity.defn(name="read_route")
+async def read_route(route: RouteInput) -> RouteState:
+    """Read the route's current stable/canary weights."""
+    state = await _with_router(route, lambda router: router.get_routes())
+    log.info("route read", rollout_id=route.rollout_id, stable=state.stable, canary=state.canary, route=state.description)
+    return state
+
+
+@activity.defn(name="set_weights")
+async def set_weights(request: SetWeightsInput) -> RouteState:
+    """Set the route to the requested weights (idempotent)."""
+    state = await _with_router(request, lambda router: router.set_routes(request.weights))
+    log.info(
+        "weights set",
+        rollout_id=request.rollout_id,
+        stable=request.weights.stable,
+        canary=request.weights.canary,
+        route=state.description,
+        version=state.version,
+    )
+    return state
+
+
+@activity.defn(name="remove_old_route")
+async def remove_old_route(request: RemoveOldInput) -> RouteState:
+    """Make the route send 100% to the canary alone (the stable destination leaves it)."""
+    state = await _with_router(request, lambda router: router.finalize())
+    log.info("old version removed from route", rollout_id=request.rollout_id, route=state.description)
+    return state

@@ -1,0 +1,93 @@
+"""``python -m worker``: host the Rollout workflow and its activities on a task queue."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import structlog
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities import ALL_ACTIVITIES
+from worker.client import SearchAttributesMissing, connect, ensure_search_attributes
+from worker.logging import configure_logging
+from worker.settings import Settings, SettingsError
+from workflows.rollout import Rollout
+
+__all__ = ["build_worker", "main", "run_worker"]
+
+log = structlog.get_logger("worker")
+_HEALTH_INTERVAL_SECONDS = 5.0
+
+
+def build_worker(client: Client, task_queue: str) -> Worker:
+    """The Worker hosting ``Rollout`` and every activity (the tests use this too)."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[Rollout],
+        activities=ALL_ACTIVITIES,
+        activity_executor=ThreadPoolExecutor(max_workers=16),
+        # Activities are short; give in-flight ones time to finish on SIGTERM.
+        graceful_shutdown_timeout=timedelta(seconds=20),
+    )
+
+
+async def _touch_health_file(settings: Settings) -> None:
+    assert settings.health_file is not None
+    while True:
+        settings.health_file.touch()
+        await asyncio.sleep(_HEALTH_INTERVAL_SECONDS)
+
+
+async def run_worker(settings: Settings) -> None:
+    """Connect, check search attributes, poll until SIGTERM/SIGINT, then shut down gracefully."""
+    client = await connect(settings)
+    added = await ensure_search_attributes(client, register=settings.register_search_attributes)
+    if added:
+        log.info("search attributes registered", names=added)
+    worker = build_worker(client, settings.task_queue)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    health = asyncio.create_task(_touch_health_file(settings)) if settings.health_file else None
+    log.info(
+        "worker started",
+        address=settings.address,
+        namespace=settings.namespace,
+        task_queue=settings.task_queue,
+    )
+    async with worker:
+        await stop.wait()
+        log.info("shutting down: finishing in-flight activities")
+    if health is not None:
+        health.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await health
+    log.info("worker stopped")
+
+
+def main() -> None:
+    """Entry point of ``python -m worker``."""
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"worker: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    configure_logging(settings.log_format)
+    try:
+        asyncio.run(run_worker(settings))
+    except SearchAttributesMissing as error:
+        log.error("cannot start", error=str(error))
+        raise SystemExit(3) from None
+    except RuntimeError as error:
+        if "connect" not in str(error).lower():
+            raise
+        log.error("cannot connect to Temporal", address=settings.address, error=str(error))
+        raise SystemExit(3) from None

@@ -1,0 +1,27 @@
+"""Why a rollout ends failed.
+
+Each reason is the ``type`` of the ``ApplicationError`` the workflow fails with, after traffic
+went back to 100% stable::
+
+    InvalidSpec          the spec did not validate (no traffic touched)
+    RolloutAborted       someone sent abort
+    RolloutCancelled     the workflow was cancelled (temporal workflow cancel)
+    VerificationFailed   the sampled split did not match the weights
+    ApprovalTimedOut     an approval gate with a timeout expired
+    AnalysisFailed       a metric failed its thresholds
+    RouteNotFound, RouteInvalid, Forbidden, WorkloadError, ...
+                         a non-retryable activity error, named after its cause
+"""
+
+from __future__ import annotations
+
+__all__ = ["RolloutFailure"]
+
+
+class RolloutFailure(Exception):
+    """Raised inside the workflow to stop the plan and roll back; ``error_type`` names why."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message

@@ -1,0 +1,575 @@
+"""The ``Rollout`` workflow: a coordinator of timers, waits and activities. No I/O here.
+
+Shape of a run::
+
+    validate spec ─▶ step 0: read route, set 100/0 (+verify) ─▶ spec steps in order ─▶ Succeeded
+                          │ abort / cancel / failed verification / non-retryable error
+                          ▼
+                     RollingBack: set 100/0 ─▶ RolledBack, workflow fails with a typed error
+
+Human actions (approve, abort, pause, resume, promote) arrive both as signals and as updates of
+the same name. Updates are validated first and answer the caller; signals go through the same
+checks and a refused signal is recorded in ``status.events`` (it cannot answer anyone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, Literal, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.errors import RolloutFailure
+    from workflows.models import (
+        AbortInput,
+        ApprovalRecord,
+        ApproveInput,
+        EventRecord,
+        MessageResult,
+        PauseInput,
+        PromoteInput,
+        RemoveOldInput,
+        ResumeInput,
+        RouteInput,
+        RouteState,
+        SampleInput,
+        SampleResult,
+        SetWeightsInput,
+        Weights,
+    )
+    from workflows.spec import ApprovalStep, PauseStep, RemoveOldStep, RolloutSpec, SpecError, validate_spec
+    from workflows.state import (
+        TERMINAL_PHASES,
+        PauseRecord,
+        RolloutStatus,
+        VerificationRecord,
+        WaitingFor,
+        plan_view,
+    )
+
+__all__ = ["PHASE_SEARCH_ATTRIBUTE", "SERVICE_SEARCH_ATTRIBUTE", "Rollout"]
+
+PHASE_SEARCH_ATTRIBUTE = SearchAttributeKey.for_keyword("SluicePhase")
+SERVICE_SEARCH_ATTRIBUTE = SearchAttributeKey.for_keyword("SluiceService")
+
+_ROUTE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=10,
+)
+# Rolling back must not give up on a passing outage: retry for up to an hour.
+_ROLLBACK_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60),
+    maximum_attempts=0,
+)
+_SAMPLE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=3)
+
+Request = TypeVar("Request", ApproveInput, AbortInput, PauseInput, ResumeInput, PromoteInput)
+Via = Literal["signal", "update"]
+
+
+@workflow.defn(name="Rollout", failure_exception_types=[SpecError])
+class Rollout:
+    """Shift traffic from stable to canary along the spec's plan; roll back on any failure."""
+
+    @workflow.init
+    def __init__(self, spec: dict[str, Any]) -> None:
+        info = workflow.info()
+        self._spec: RolloutSpec | None = None
+        self._spec_error: SpecError | None = None
+        try:
+            self._spec = validate_spec(spec)
+        except SpecError as error:
+            self._spec_error = error
+        service = self._spec.service if self._spec else str(spec.get("service", "")) if isinstance(spec, dict) else ""
+        namespace = self._spec.namespace if self._spec else ""
+        self._status = RolloutStatus(
+            rollout_id=info.workflow_id,
+            service=service,
+            namespace=namespace,
+            steps=plan_view(self._spec) if self._spec else [],
+        )
+        self._released_steps: set[int] = set()  # waits ended by approve/promote/resume
+        self._abort_request: AbortInput | None = None
+        self._full_promotion: PromoteInput | None = None
+        self._traffic_touched = False
+
+    # ------------------------------------------------------------------ run
+
+    @workflow.run
+    async def run(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Run the plan; return the summary, or fail with a typed ``ApplicationError``."""
+        if self._spec is None:
+            assert self._spec_error is not None
+            self._status.phase = "Failed"
+            self._status.message = str(self._spec_error)
+            self._status.error_type = "InvalidSpec"
+            raise ApplicationError(
+                str(self._spec_error),
+                {"problems": self._spec_error.problems},
+                type="InvalidSpec",
+                non_retryable=True,
+            )
+        self._status.started_at = workflow.now()
+        self._set_phase("Initializing")
+        workflow.upsert_search_attributes([SERVICE_SEARCH_ATTRIBUTE.value_set(self._spec.service)])
+
+        plan = asyncio.create_task(self._run_plan(self._spec))
+        failure: RolloutFailure | None = None
+        try:
+            await workflow.wait_condition(lambda: plan.done() or self._abort_request is not None)
+        except asyncio.CancelledError:
+            failure = RolloutFailure("RolloutCancelled", "the rollout workflow was cancelled")
+        if failure is None and self._abort_request is not None and not plan.done():
+            request = self._abort_request
+            failure = RolloutFailure(
+                "RolloutAborted",
+                f"aborted by {request.by}" + (f": {request.reason}" if request.reason else ""),
+            )
+        if failure is not None:
+            plan.cancel()
+            # The plan's activities wait for their cancellation to complete, so no weight change
+            # can land after the rollback below.
+            await asyncio.wait([plan])
+        else:
+            error = plan.exception()
+            if isinstance(error, RolloutFailure):
+                failure = error
+            elif error is not None:
+                raise error  # a bug: fail the workflow task so a fixed worker can resume it
+        if failure is not None:
+            await self._roll_back(failure)
+
+        self._set_phase("Succeeded")
+        self._status.waiting_for = None
+        self._status.finished_at = workflow.now()
+        self._status.message = "rollout complete: 100% canary"
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._status.as_json()
+
+    async def _run_plan(self, spec: RolloutSpec) -> None:
+        try:
+            await self._initialize(spec)
+            for index, step in enumerate(spec.steps, start=1):
+                if self._full_promotion is not None and step.remove_old is None:
+                    self._mark(index, "skipped")
+                    continue
+                await self._hold_while_paused(index)
+                self._status.current_step = index
+                self._mark(index, "running")
+                if step.set_weight is not None:
+                    await self._shift(index, Weights(stable=100 - step.set_weight, canary=step.set_weight))
+                elif step.approval is not None:
+                    await self._await_approval(index, step.approval)
+                elif step.pause is not None:
+                    await self._pause_step(index, step.pause)
+                elif step.remove_old is not None:
+                    await self._remove_old(index, step.remove_old)
+                self._mark(index, "done")
+                if self._full_promotion is not None and self._canary_weight() != 100:
+                    await self._shift(index, Weights(stable=0, canary=100))
+            if self._full_promotion is not None and self._canary_weight() != 100:
+                await self._shift(self._status.current_step, Weights(stable=0, canary=100))
+        except ActivityError as error:
+            raise _failure_from(error) from None
+
+    # ------------------------------------------------------------------ steps
+
+    async def _initialize(self, spec: RolloutSpec) -> None:
+        self._mark(0, "running")
+        original = await workflow.execute_activity(
+            "read_route",
+            self._route_input(RouteInput),
+            result_type=RouteState,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=_ROUTE_RETRY,
+        )
+        self._status.original_route = original
+        self._record("routeRead", 0, detail=original.model_dump(mode="json"))
+        await self._shift(0, Weights(stable=100, canary=0))
+        self._mark(0, "done")
+
+    async def _shift(self, index: int, weights: Weights) -> None:
+        self._set_phase("Progressing")
+        self._status.waiting_for = None
+        self._traffic_touched = True
+        state = await workflow.execute_activity(
+            "set_weights",
+            self._route_input(SetWeightsInput, weights=weights),
+            result_type=RouteState,
+            start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=_ROUTE_RETRY,
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
+        self._status.weights = Weights(stable=state.stable or 0, canary=state.canary or 0)
+        self._record("weightsSet", index, detail=weights.model_dump())
+        workflow.logger.info(
+            "weights set", extra={"step": index, "stable": weights.stable, "canary": weights.canary}
+        )
+        await self._verify(index, weights)
+
+    async def _verify(self, index: int, weights: Weights, *, rolling_back: bool = False) -> SampleResult | None:
+        assert self._spec is not None
+        verify = self._spec.verify
+        if verify is None:
+            return None
+        if not rolling_back:
+            self._set_phase("Verifying")
+        timeout = verify.request_timeout * (verify.samples / verify.concurrency + 2) + timedelta(seconds=30)
+        result = await workflow.execute_activity(
+            "sample_traffic",
+            SampleInput(
+                verify=verify,
+                weights=weights,
+                stable_value=verify.stable_value or self._spec.stable.label(),
+                canary_value=verify.canary_value or self._spec.canary.label(),
+            ),
+            result_type=SampleResult,
+            start_to_close_timeout=timeout,
+            heartbeat_timeout=timedelta(seconds=30),
+            retry_policy=_SAMPLE_RETRY,
+        )
+        self._status.verifications.append(VerificationRecord(step=index, at=workflow.now(), result=result))
+        if not result.passed and not rolling_back:
+            raise RolloutFailure(
+                "VerificationFailed",
+                f"step {index}: expected {weights.stable}/{weights.canary} but sampled "
+                f"{result.stable} stable / {result.canary} canary of {result.samples}: {result.reason}",
+            )
+        return result
+
+    async def _await_approval(self, index: int, approval: ApprovalStep) -> None:
+        until = workflow.now() + approval.timeout if approval.timeout is not None else None
+        self._wait("approval", index, until=until, hint="approve (or promote) this step")
+        self._set_phase("WaitingForApproval")
+        try:
+            await workflow.wait_condition(
+                lambda: index in self._released_steps, timeout=approval.timeout
+            )
+        except asyncio.TimeoutError:
+            raise RolloutFailure(
+                "ApprovalTimedOut", f"step {index}: no approval within {approval.timeout}"
+            ) from None
+        finally:
+            self._status.waiting_for = None
+
+    async def _pause_step(self, index: int, pause: PauseStep) -> None:
+        if pause.duration is not None:
+            self._wait("bake", index, until=workflow.now() + pause.duration, hint="promote to skip the bake")
+            self._set_phase("Baking")
+            try:
+                await workflow.wait_condition(lambda: index in self._released_steps, timeout=pause.duration)
+            except asyncio.TimeoutError:
+                pass  # the bake is over
+        else:
+            self._wait("resume", index, reason="pause step", hint="resume or promote")
+            self._set_phase("Paused")
+            await workflow.wait_condition(lambda: index in self._released_steps)
+        self._status.waiting_for = None
+
+    async def _hold_while_paused(self, index: int) -> None:
+        """A manual ``pause`` holds the rollout between steps until ``resume``/``promote``."""
+        if self._status.paused is None:
+            return
+        paused = self._status.paused
+        self._wait("resume", index, reason=f"paused by {paused.by}" + (f": {paused.reason}" if paused.reason else ""), hint="resume or promote")
+        self._set_phase("Paused")
+        await workflow.wait_condition(lambda: self._status.paused is None)
+        self._status.waiting_for = None
+
+    async def _remove_old(self, index: int, remove_old: RemoveOldStep) -> None:
+        self._set_phase("Progressing")
+        state = await workflow.execute_activity(
+            "remove_old_route",
+            self._route_input(RemoveOldInput, remove_old=remove_old),
+            result_type=RouteState,
+            start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=_ROUTE_RETRY,
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
+        self._status.weights = Weights(stable=state.stable or 0, canary=state.canary or 0)
+        self._record("oldRemovedFromRoute", index, detail=state.model_dump(mode="json"))
+        await self._verify(index, Weights(stable=0, canary=100))
+
+    # ------------------------------------------------------------------ rollback
+
+    async def _roll_back(self, failure: RolloutFailure) -> None:
+        """Restore 100% stable (if traffic was touched), then fail the workflow with its type."""
+        self._status.waiting_for = None
+        self._status.error_type = failure.error_type
+        self._status.message = failure.message
+        self._record("rollbackStarted", self._status.current_step, detail={"type": failure.error_type, "reason": failure.message})
+        workflow.logger.warning("rolling back", extra={"type": failure.error_type, "reason": failure.message})
+        message = failure.message
+        if self._traffic_touched:
+            self._set_phase("RollingBack")
+            try:
+                state = await workflow.execute_activity(
+                    "set_weights",
+                    self._route_input(SetWeightsInput, weights=Weights(stable=100, canary=0)),
+                    result_type=RouteState,
+                    start_to_close_timeout=timedelta(seconds=60),
+                    schedule_to_close_timeout=timedelta(hours=1),
+                    retry_policy=_ROLLBACK_RETRY,
+                )
+                self._status.weights = Weights(stable=state.stable or 0, canary=state.canary or 0)
+                self._set_phase("RolledBack")
+                await self._verify(self._status.current_step, Weights(stable=100, canary=0), rolling_back=True)
+            except ActivityError as error:
+                self._set_phase("Failed")
+                message = f"{failure.message}; rollback to 100% stable failed too: {_failure_from(error).message}"
+        else:
+            self._set_phase("Failed")
+            message = f"{failure.message} (no traffic had been changed)"
+        self._status.message = message
+        self._status.finished_at = workflow.now()
+        self._record("rolloutEnded", self._status.current_step, detail={"phase": self._status.phase})
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        raise ApplicationError(message, self._status.as_json(), type=failure.error_type, non_retryable=True)
+
+    # ------------------------------------------------------------------ messages: checks
+
+    def _check_approve(self, request: ApproveInput) -> str | None:
+        waiting = self._status.waiting_for
+        if waiting is None or waiting.kind != "approval":
+            return f"nothing is waiting for approval (phase {self._status.phase}, step {self._status.current_step})"
+        if request.step is not None and request.step != waiting.step:
+            return f"the rollout waits for approval at step {waiting.step}, not step {request.step}"
+        return None
+
+    def _check_abort(self, request: AbortInput) -> str | None:
+        if self._finishing():
+            return f"the rollout is already {self._status.phase}"
+        return None
+
+    def _check_pause(self, request: PauseInput) -> str | None:
+        if self._finishing():
+            return f"the rollout is already {self._status.phase}"
+        if self._status.paused is not None:
+            return f"already paused by {self._status.paused.by}"
+        return None
+
+    def _check_resume(self, request: ResumeInput) -> str | None:
+        waiting = self._status.waiting_for
+        if self._status.paused is None and not (waiting and waiting.kind == "resume"):
+            return f"the rollout is not paused (phase {self._status.phase})"
+        return None
+
+    def _check_promote(self, request: PromoteInput) -> str | None:
+        if self._finishing():
+            return f"the rollout is already {self._status.phase}"
+        if request.full:
+            if self._full_promotion is not None:
+                return f"already fully promoted by {self._full_promotion.by}"
+            return None
+        if self._status.waiting_for is None and self._status.paused is None:
+            return f"nothing to skip: the rollout is not waiting (phase {self._status.phase})"
+        return None
+
+    # ------------------------------------------------------------------ messages: effects
+
+    def _apply_approve(self, request: ApproveInput, via: Via) -> MessageResult:
+        waiting = self._status.waiting_for
+        assert waiting is not None
+        self._status.approvals.append(
+            ApprovalRecord(by=request.by, step=waiting.step, at=workflow.now(), comment=request.comment, via=via)
+        )
+        self._released_steps.add(waiting.step)
+        self._record("approved", waiting.step, by=request.by, detail={"via": via, "comment": request.comment})
+        return self._answer(f"step {waiting.step} approved by {request.by}")
+
+    def _apply_abort(self, request: AbortInput, via: Via) -> MessageResult:
+        self._abort_request = request
+        self._record("abortRequested", self._status.current_step, by=request.by, detail={"via": via, "reason": request.reason})
+        return self._answer(f"abort requested by {request.by}: rolling back to 100% stable")
+
+    def _apply_pause(self, request: PauseInput, via: Via) -> MessageResult:
+        self._status.paused = PauseRecord(by=request.by, reason=request.reason, at=workflow.now())
+        self._record("paused", self._status.current_step, by=request.by, detail={"via": via, "reason": request.reason})
+        return self._answer(f"paused by {request.by}; holding at the current weights")
+
+    def _apply_resume(self, request: ResumeInput, via: Via) -> MessageResult:
+        self._status.paused = None
+        waiting = self._status.waiting_for
+        if waiting is not None and waiting.kind == "resume":
+            self._released_steps.add(waiting.step)
+        self._record("resumed", self._status.current_step, by=request.by, detail={"via": via, "comment": request.comment})
+        return self._answer(f"resumed by {request.by}")
+
+    def _apply_promote(self, request: PromoteInput, via: Via) -> MessageResult:
+        waiting = self._status.waiting_for
+        self._status.paused = None
+        if waiting is not None:
+            self._released_steps.add(waiting.step)
+            if waiting.kind == "approval":
+                self._status.approvals.append(
+                    ApprovalRecord(by=request.by, step=waiting.step, at=workflow.now(), comment=request.comment, via=via, kind="promote")
+                )
+        if request.full:
+            self._full_promotion = request
+        self._record("promoted", self._status.current_step, by=request.by, detail={"via": via, "full": request.full, "comment": request.comment})
+        return self._answer(f"promoted by {request.by}" + (": going straight to 100% canary" if request.full else ""))
+
+    def _handle_signal(
+        self,
+        name: str,
+        request: Request,
+        check: Callable[[Request], str | None],
+        apply: Callable[[Request, Via], MessageResult],
+    ) -> None:
+        refusal = check(request)
+        if refusal is not None:
+            self._record("signalRefused", self._status.current_step, by=request.by, detail={"signal": name, "reason": refusal})
+            workflow.logger.warning("signal refused", extra={"signal": name, "reason": refusal, "by": request.by})
+            return
+        apply(request, "signal")
+
+    @staticmethod
+    def _refuse_if(reason: str | None) -> None:
+        if reason is not None:
+            raise ValueError(reason)
+
+    # ------------------------------------------------------------------ signals
+
+    @workflow.signal(name="approve")
+    def approve_signal(self, request: ApproveInput) -> None:
+        """Pass the approval gate (fire-and-forget; prefer the update, which answers)."""
+        self._handle_signal("approve", request, self._check_approve, self._apply_approve)
+
+    @workflow.signal(name="abort")
+    def abort_signal(self, request: AbortInput) -> None:
+        """Roll back to 100% stable now."""
+        self._handle_signal("abort", request, self._check_abort, self._apply_abort)
+
+    @workflow.signal(name="pause")
+    def pause_signal(self, request: PauseInput) -> None:
+        """Hold at the current weights."""
+        self._handle_signal("pause", request, self._check_pause, self._apply_pause)
+
+    @workflow.signal(name="resume")
+    def resume_signal(self, request: ResumeInput) -> None:
+        """Go on after a pause."""
+        self._handle_signal("resume", request, self._check_resume, self._apply_resume)
+
+    @workflow.signal(name="promote")
+    def promote_signal(self, request: PromoteInput) -> None:
+        """Skip the current wait (``full``: straight to 100%)."""
+        self._handle_signal("promote", request, self._check_promote, self._apply_promote)
+
+    # ------------------------------------------------------------------ updates
+
+    @workflow.update(name="approve")
+    def approve_update(self, request: ApproveInput) -> MessageResult:
+        """Pass the approval gate; refused when nothing (or another step) waits."""
+        return self._apply_approve(request, "update")
+
+    @approve_update.validator
+    def _validate_approve(self, request: ApproveInput) -> None:
+        self._refuse_if(self._check_approve(request))
+
+    @workflow.update(name="abort")
+    def abort_update(self, request: AbortInput) -> MessageResult:
+        """Roll back to 100% stable now."""
+        return self._apply_abort(request, "update")
+
+    @abort_update.validator
+    def _validate_abort(self, request: AbortInput) -> None:
+        self._refuse_if(self._check_abort(request))
+
+    @workflow.update(name="pause")
+    def pause_update(self, request: PauseInput) -> MessageResult:
+        """Hold at the current weights."""
+        return self._apply_pause(request, "update")
+
+    @pause_update.validator
+    def _validate_pause(self, request: PauseInput) -> None:
+        self._refuse_if(self._check_pause(request))
+
+    @workflow.update(name="resume")
+    def resume_update(self, request: ResumeInput) -> MessageResult:
+        """Go on after a pause."""
+        return self._apply_resume(request, "update")
+
+    @resume_update.validator
+    def _validate_resume(self, request: ResumeInput) -> None:
+        self._refuse_if(self._check_resume(request))
+
+    @workflow.update(name="promote")
+    def promote_update(self, request: PromoteInput) -> MessageResult:
+        """Skip the current wait (``full``: straight to 100%)."""
+        return self._apply_promote(request, "update")
+
+    @promote_update.validator
+    def _validate_promote(self, request: PromoteInput) -> None:
+        self._refuse_if(self._check_promote(request))
+
+    # ------------------------------------------------------------------ query
+
+    @workflow.query(name="status")
+    def status(self) -> dict[str, Any]:
+        """Phase, current step, weights, what it waits for, approvals, checks, events."""
+        return self._status.as_json()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _route_input(self, model: type[Any], **extra: Any) -> Any:
+        assert self._spec is not None
+        return model(
+            router=self._spec.router,
+            namespace=self._spec.namespace,
+            stable=self._spec.stable,
+            canary=self._spec.canary,
+            rollout_id=workflow.info().workflow_id,
+            **extra,
+        )
+
+    def _set_phase(self, phase: str) -> None:
+        if phase == self._status.phase and phase != "Initializing":
+            return
+        self._status.phase = phase
+        workflow.upsert_search_attributes([PHASE_SEARCH_ATTRIBUTE.value_set(phase)])
+
+    def _wait(self, kind: Literal["approval", "resume", "bake"], index: int, *, until: Any = None, reason: str = "", hint: str = "") -> None:
+        self._status.waiting_for = WaitingFor(kind=kind, step=index, since=workflow.now(), until=until, reason=reason, hint=hint)
+
+    def _mark(self, index: int, state: Literal["pending", "running", "done", "skipped"]) -> None:
+        view = self._status.steps[index]
+        view.state = state
+        if state == "running":
+            view.started_at = workflow.now()
+        else:
+            view.finished_at = workflow.now()
+
+    def _record(self, event: str, step: int, *, by: str = "", detail: dict[str, Any] | None = None) -> None:
+        self._status.events.append(EventRecord(at=workflow.now(), event=event, step=step, by=by, detail=detail or {}))
+
+    def _answer(self, message: str) -> MessageResult:
+        return MessageResult(accepted=True, message=message, phase=self._status.phase, current_step=self._status.current_step)
+
+    def _canary_weight(self) -> int:
+        return self._status.weights.canary if self._status.weights else 0
+
+    def _finishing(self) -> bool:
+        return (
+            self._status.phase in TERMINAL_PHASES
+            or self._status.phase == "RollingBack"
+            or self._abort_request is not None
+        )
+
+
+def _failure_from(error: ActivityError) -> RolloutFailure:
+    """Name a failed activity after its cause (``RouteNotFound``, ``Forbidden``, ...)."""
+    cause = error.cause
+    if isinstance(cause, ApplicationError):
+        return RolloutFailure(cause.type or "ActivityFailed", cause.message)
+    if isinstance(cause, TimeoutError):
+        return RolloutFailure("ActivityTimedOut", f"activity {error.activity_type} timed out ({cause.type})")
+    return RolloutFailure("ActivityFailed", f"activity {error.activity_type} failed: {cause or error}")

@@ -1,0 +1,141 @@
+"""The rollout's observable state: what the ``status`` query and the result report."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from workflows.models import (
+    ApprovalRecord,
+    EventRecord,
+    RouteState,
+    SampleResult,
+    Weights,
+    _Model,
+)
+from workflows.spec import RolloutSpec, Step
+
+__all__ = [
+    "PHASES",
+    "TERMINAL_PHASES",
+    "PauseRecord",
+    "RolloutStatus",
+    "StepView",
+    "VerificationRecord",
+    "WaitingFor",
+    "describe_step",
+    "plan_view",
+]
+
+PHASES = (
+    "Initializing",
+    "Progressing",
+    "Verifying",
+    "WaitingForApproval",
+    "Paused",
+    "Baking",
+    "Succeeded",
+    "RollingBack",
+    "RolledBack",
+    "Failed",
+)
+TERMINAL_PHASES = frozenset({"Succeeded", "RolledBack", "Failed"})
+
+
+class StepView(_Model):
+    """One plan step as status shows it. Index 0 is the implicit initialisation step."""
+
+    index: int
+    kind: str
+    description: str
+    state: Literal["pending", "running", "done", "skipped"] = "pending"
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class WaitingFor(_Model):
+    """What the rollout waits for right now, and until when (None: no deadline)."""
+
+    kind: Literal["approval", "resume", "bake"]
+    step: int
+    since: datetime
+    until: datetime | None = None
+    reason: str = ""
+    hint: str = ""
+    """What a person can send to end the wait."""
+
+
+class PauseRecord(_Model):
+    """A hold requested by a person (``pause``) or by the rollout itself (drift, analysis)."""
+
+    by: str
+    reason: str = ""
+    at: datetime
+
+
+class VerificationRecord(_Model):
+    """A sampling check of the served split after a traffic change."""
+
+    step: int
+    at: datetime
+    result: SampleResult
+
+
+class RolloutStatus(_Model):
+    """Everything the ``status`` query answers (camelCase JSON)."""
+
+    rollout_id: str
+    service: str
+    namespace: str
+    phase: str = "Initializing"
+    current_step: int = 0
+    steps: list[StepView] = Field(default_factory=list)
+    weights: Weights | None = None
+    waiting_for: WaitingFor | None = None
+    paused: PauseRecord | None = None
+    approvals: list[ApprovalRecord] = Field(default_factory=list)
+    verifications: list[VerificationRecord] = Field(default_factory=list)
+    analysis: list[dict[str, Any]] = Field(default_factory=list)
+    events: list[EventRecord] = Field(default_factory=list)
+    original_route: RouteState | None = None
+    message: str = ""
+    error_type: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The camelCase JSON form the query, the result and the CLI use."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def describe_step(step: Step) -> str:
+    """A one-line human description of a spec step."""
+    if step.set_weight is not None:
+        return f"setWeight {step.set_weight}% canary"
+    if step.approval is not None:
+        timeout = step.approval.timeout
+        return "approval" + (f" (timeout {timeout}, then {step.approval.on_timeout})" if timeout else "")
+    if step.pause is not None:
+        duration = step.pause.duration
+        return f"pause {duration}" if duration is not None else "pause until resume/promote"
+    if step.remove_old is not None:
+        old = step.remove_old
+        tail = f", then {old.action} deployment {old.deployment} after {old.delay}" if old.deployment else ""
+        return "removeOld: 100% canary alone" + tail
+    raise AssertionError("unknown step kind")
+
+
+def plan_view(spec: RolloutSpec) -> list[StepView]:
+    """Step 0 (read the route, set 100/0) followed by the spec's steps, numbered as the plan."""
+    views = [
+        StepView(
+            index=0,
+            kind="initialize",
+            description=f"read the route, set 100% {spec.stable.label()} / 0% {spec.canary.label()}",
+        )
+    ]
+    for number, step in enumerate(spec.steps, start=1):
+        views.append(StepView(index=number, kind=step.kind, description=describe_step(step)))
+    return views
