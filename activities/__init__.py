@@ -7,7 +7,21 @@ from typing import Any
 
 from activities.routes import read_route, remove_old_route, set_weights
 from activities.sampling import sample_traffic
+from activities.search_attributes import search_attributes_registered
 
-__all__ = ["ALL_ACTIVITIES", "read_route", "remove_old_route", "sample_traffic", "set_weights"]
+__all__ = [
+    "ALL_ACTIVITIES",
+    "read_route",
+    "remove_old_route",
+    "sample_traffic",
+    "search_attributes_registered",
+    "set_weights",
+]
 
-ALL_ACTIVITIES: list[Callable[..., Any]] = [read_route, set_weights, remove_old_route, sample_traffic]
+ALL_ACTIVITIES: list[Callable[..., Any]] = [
+    read_route,
+    set_weights,
+    remove_old_route,
+    sample_traffic,
+    search_attributes_registered,
+]

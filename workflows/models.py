@@ -61,6 +61,7 @@ class RouteInput(_Model):
     namespace: str
     stable: Destination
     canary: Destination
+    service: str = ""
     rollout_id: str = ""
 
 
@@ -124,7 +125,7 @@ class SampleResult(_Model):
 
 def _non_empty(value: str) -> str:
     if not value or not value.strip():
-        raise ValueError("by: must name who acts (a non-empty string)")
+        raise ValueError("must name who acts (a non-empty string)")
     return value.strip()
 
 

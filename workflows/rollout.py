@@ -24,6 +24,7 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
+    from workflows._durations import format_duration
     from workflows.errors import RolloutFailure
     from workflows.models import (
         AbortInput,
@@ -42,7 +43,17 @@ with workflow.unsafe.imports_passed_through():
         SetWeightsInput,
         Weights,
     )
-    from workflows.spec import ApprovalStep, PauseStep, RemoveOldStep, RolloutSpec, SpecError, validate_spec
+    from pydantic import ValidationError
+
+    from workflows.spec import (
+        ApprovalStep,
+        PauseStep,
+        RemoveOldStep,
+        RolloutSpec,
+        SpecError,
+        validate_spec,
+        validation_problems,
+    )
     from workflows.state import (
         TERMINAL_PHASES,
         PauseRecord,
@@ -101,6 +112,7 @@ class Rollout:
         self._abort_request: AbortInput | None = None
         self._full_promotion: PromoteInput | None = None
         self._traffic_touched = False
+        self._search_attributes = False  # set in run() once the namespace has said it knows them
 
     # ------------------------------------------------------------------ run
 
@@ -119,8 +131,16 @@ class Rollout:
                 non_retryable=True,
             )
         self._status.started_at = workflow.now()
+        self._search_attributes = await workflow.execute_local_activity(
+            "search_attributes_registered",
+            [PHASE_SEARCH_ATTRIBUTE.name, SERVICE_SEARCH_ATTRIBUTE.name],
+            result_type=bool,
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=RetryPolicy(maximum_attempts=3),
+        )
+        if self._search_attributes:
+            workflow.upsert_search_attributes([SERVICE_SEARCH_ATTRIBUTE.value_set(self._spec.service)])
         self._set_phase("Initializing")
-        workflow.upsert_search_attributes([SERVICE_SEARCH_ATTRIBUTE.value_set(self._spec.service)])
 
         plan = asyncio.create_task(self._run_plan(self._spec))
         failure: RolloutFailure | None = None
@@ -138,7 +158,7 @@ class Rollout:
             plan.cancel()
             # The plan's activities wait for their cancellation to complete, so no weight change
             # can land after the rollback below.
-            await asyncio.wait([plan])
+            await workflow.wait([plan])
         else:
             error = plan.exception()
             if isinstance(error, RolloutFailure):
@@ -151,7 +171,8 @@ class Rollout:
         self._set_phase("Succeeded")
         self._status.waiting_for = None
         self._status.finished_at = workflow.now()
-        self._status.message = "rollout complete: 100% canary"
+        weights = self._status.weights or Weights(stable=100, canary=0)
+        self._status.message = f"rollout complete at {weights.stable}% stable / {weights.canary}% canary"
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._status.as_json()
 
@@ -256,7 +277,8 @@ class Rollout:
             )
         except asyncio.TimeoutError:
             raise RolloutFailure(
-                "ApprovalTimedOut", f"step {index}: no approval within {approval.timeout}"
+                "ApprovalTimedOut",
+                f"step {index}: no approval within {format_duration(approval.timeout)}",
             ) from None
         finally:
             self._status.waiting_for = None
@@ -421,95 +443,103 @@ class Rollout:
     def _handle_signal(
         self,
         name: str,
-        request: Request,
+        payload: Any,
+        model: type[Request],
         check: Callable[[Request], str | None],
         apply: Callable[[Request, Via], MessageResult],
     ) -> None:
-        refusal = check(request)
+        request, refusal = _parse(name, payload, model)
+        if request is not None:
+            refusal = check(request)
         if refusal is not None:
-            self._record("signalRefused", self._status.current_step, by=request.by, detail={"signal": name, "reason": refusal})
-            workflow.logger.warning("signal refused", extra={"signal": name, "reason": refusal, "by": request.by})
+            by = str(payload.get("by", "")) if isinstance(payload, dict) else ""
+            self._record("signalRefused", self._status.current_step, by=by, detail={"signal": name, "reason": refusal})
+            workflow.logger.warning("signal refused", extra={"signal": name, "reason": refusal, "by": by})
             return
+        assert request is not None
         apply(request, "signal")
 
-    @staticmethod
-    def _refuse_if(reason: str | None) -> None:
-        if reason is not None:
-            raise ValueError(reason)
+    def _validate(self, name: str, payload: Any, model: type[Request], check: Callable[[Request], str | None]) -> None:
+        """Update validator: refuse (the caller gets the reason) without touching history."""
+        request, refusal = _parse(name, payload, model)
+        if request is not None:
+            refusal = check(request)
+        if refusal is not None:
+            raise ValueError(refusal)
 
     # ------------------------------------------------------------------ signals
 
     @workflow.signal(name="approve")
-    def approve_signal(self, request: ApproveInput) -> None:
+    def approve_signal(self, payload: Any) -> None:
         """Pass the approval gate (fire-and-forget; prefer the update, which answers)."""
-        self._handle_signal("approve", request, self._check_approve, self._apply_approve)
+        self._handle_signal("approve", payload, ApproveInput, self._check_approve, self._apply_approve)
 
     @workflow.signal(name="abort")
-    def abort_signal(self, request: AbortInput) -> None:
+    def abort_signal(self, payload: Any) -> None:
         """Roll back to 100% stable now."""
-        self._handle_signal("abort", request, self._check_abort, self._apply_abort)
+        self._handle_signal("abort", payload, AbortInput, self._check_abort, self._apply_abort)
 
     @workflow.signal(name="pause")
-    def pause_signal(self, request: PauseInput) -> None:
+    def pause_signal(self, payload: Any) -> None:
         """Hold at the current weights."""
-        self._handle_signal("pause", request, self._check_pause, self._apply_pause)
+        self._handle_signal("pause", payload, PauseInput, self._check_pause, self._apply_pause)
 
     @workflow.signal(name="resume")
-    def resume_signal(self, request: ResumeInput) -> None:
+    def resume_signal(self, payload: Any) -> None:
         """Go on after a pause."""
-        self._handle_signal("resume", request, self._check_resume, self._apply_resume)
+        self._handle_signal("resume", payload, ResumeInput, self._check_resume, self._apply_resume)
 
     @workflow.signal(name="promote")
-    def promote_signal(self, request: PromoteInput) -> None:
+    def promote_signal(self, payload: Any) -> None:
         """Skip the current wait (``full``: straight to 100%)."""
-        self._handle_signal("promote", request, self._check_promote, self._apply_promote)
+        self._handle_signal("promote", payload, PromoteInput, self._check_promote, self._apply_promote)
 
     # ------------------------------------------------------------------ updates
 
     @workflow.update(name="approve")
-    def approve_update(self, request: ApproveInput) -> MessageResult:
+    def approve_update(self, payload: Any) -> MessageResult:
         """Pass the approval gate; refused when nothing (or another step) waits."""
-        return self._apply_approve(request, "update")
+        return self._apply_approve(ApproveInput.model_validate(payload), "update")
 
     @approve_update.validator
-    def _validate_approve(self, request: ApproveInput) -> None:
-        self._refuse_if(self._check_approve(request))
+    def _validate_approve(self, payload: Any) -> None:
+        self._validate("approve", payload, ApproveInput, self._check_approve)
 
     @workflow.update(name="abort")
-    def abort_update(self, request: AbortInput) -> MessageResult:
+    def abort_update(self, payload: Any) -> MessageResult:
         """Roll back to 100% stable now."""
-        return self._apply_abort(request, "update")
+        return self._apply_abort(AbortInput.model_validate(payload), "update")
 
     @abort_update.validator
-    def _validate_abort(self, request: AbortInput) -> None:
-        self._refuse_if(self._check_abort(request))
+    def _validate_abort(self, payload: Any) -> None:
+        self._validate("abort", payload, AbortInput, self._check_abort)
 
     @workflow.update(name="pause")
-    def pause_update(self, request: PauseInput) -> MessageResult:
+    def pause_update(self, payload: Any) -> MessageResult:
         """Hold at the current weights."""
-        return self._apply_pause(request, "update")
+        return self._apply_pause(PauseInput.model_validate(payload), "update")
 
     @pause_update.validator
-    def _validate_pause(self, request: PauseInput) -> None:
-        self._refuse_if(self._check_pause(request))
+    def _validate_pause(self, payload: Any) -> None:
+        self._validate("pause", payload, PauseInput, self._check_pause)
 
     @workflow.update(name="resume")
-    def resume_update(self, request: ResumeInput) -> MessageResult:
+    def resume_update(self, payload: Any) -> MessageResult:
         """Go on after a pause."""
-        return self._apply_resume(request, "update")
+        return self._apply_resume(ResumeInput.model_validate(payload), "update")
 
     @resume_update.validator
-    def _validate_resume(self, request: ResumeInput) -> None:
-        self._refuse_if(self._check_resume(request))
+    def _validate_resume(self, payload: Any) -> None:
+        self._validate("resume", payload, ResumeInput, self._check_resume)
 
     @workflow.update(name="promote")
-    def promote_update(self, request: PromoteInput) -> MessageResult:
+    def promote_update(self, payload: Any) -> MessageResult:
         """Skip the current wait (``full``: straight to 100%)."""
-        return self._apply_promote(request, "update")
+        return self._apply_promote(PromoteInput.model_validate(payload), "update")
 
     @promote_update.validator
-    def _validate_promote(self, request: PromoteInput) -> None:
-        self._refuse_if(self._check_promote(request))
+    def _validate_promote(self, payload: Any) -> None:
+        self._validate("promote", payload, PromoteInput, self._check_promote)
 
     # ------------------------------------------------------------------ query
 
@@ -525,6 +555,7 @@ class Rollout:
         return model(
             router=self._spec.router,
             namespace=self._spec.namespace,
+            service=self._spec.service,
             stable=self._spec.stable,
             canary=self._spec.canary,
             rollout_id=workflow.info().workflow_id,
@@ -535,7 +566,8 @@ class Rollout:
         if phase == self._status.phase and phase != "Initializing":
             return
         self._status.phase = phase
-        workflow.upsert_search_attributes([PHASE_SEARCH_ATTRIBUTE.value_set(phase)])
+        if self._search_attributes:
+            workflow.upsert_search_attributes([PHASE_SEARCH_ATTRIBUTE.value_set(phase)])
 
     def _wait(self, kind: Literal["approval", "resume", "bake"], index: int, *, until: Any = None, reason: str = "", hint: str = "") -> None:
         self._status.waiting_for = WaitingFor(kind=kind, step=index, since=workflow.now(), until=until, reason=reason, hint=hint)
@@ -563,6 +595,19 @@ class Rollout:
             or self._status.phase == "RollingBack"
             or self._abort_request is not None
         )
+
+
+def _parse(name: str, payload: Any, model: type[Request]) -> tuple[Request | None, str | None]:
+    """Decode a message payload ourselves, so a bad one is refused with a reason that names the
+    field instead of being dropped (signal) or answered "failed decoding" (update)."""
+    if hasattr(payload, "model_dump"):  # a Python client sent the model itself
+        payload = payload.model_dump(by_alias=True)
+    if not isinstance(payload, dict):
+        return None, f"{name}: payload must be a JSON object like {{\"by\": \"alice\"}}, got {payload!r}"
+    try:
+        return model.model_validate(payload), None
+    except ValidationError as error:
+        return None, f"{name}: " + "; ".join(validation_problems(error))
 
 
 def _failure_from(error: ActivityError) -> RolloutFailure:

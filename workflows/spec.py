@@ -40,6 +40,7 @@ __all__ = [
     "Step",
     "VerifySpec",
     "validate_spec",
+    "validation_problems",
     "workflow_id_for",
 ]
 
@@ -364,6 +365,14 @@ def _format_error(error: Any) -> list[str]:
     return [f"{path}: {message}" if path else message]
 
 
+def validation_problems(exc: ValidationError) -> list[str]:
+    """pydantic's errors as ``path: reason`` lines, the way users wrote the keys."""
+    problems: list[str] = []
+    for error in exc.errors():
+        problems.extend(_format_error(error))
+    return problems
+
+
 def validate_spec(data: Any) -> RolloutSpec:
     """Validate a decoded spec (a mapping); raise :class:`SpecError` naming every bad field."""
     if isinstance(data, RolloutSpec):
@@ -373,7 +382,4 @@ def validate_spec(data: Any) -> RolloutSpec:
     try:
         return RolloutSpec.model_validate(data)
     except ValidationError as exc:
-        problems: list[str] = []
-        for error in exc.errors():
-            problems.extend(_format_error(error))
-        raise SpecError(problems) from None
+        raise SpecError(validation_problems(exc)) from None

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from workflows._durations import format_duration
 from workflows.models import (
     ApprovalRecord,
     EventRecord,
@@ -116,13 +117,21 @@ def describe_step(step: Step) -> str:
         return f"setWeight {step.set_weight}% canary"
     if step.approval is not None:
         timeout = step.approval.timeout
-        return "approval" + (f" (timeout {timeout}, then {step.approval.on_timeout})" if timeout else "")
+        if timeout is None:
+            return "approval"
+        return f"approval (timeout {format_duration(timeout)}, then {step.approval.on_timeout})"
     if step.pause is not None:
         duration = step.pause.duration
-        return f"pause {duration}" if duration is not None else "pause until resume/promote"
+        if duration is None:
+            return "pause until resume/promote"
+        return f"pause {format_duration(duration)}"
     if step.remove_old is not None:
         old = step.remove_old
-        tail = f", then {old.action} deployment {old.deployment} after {old.delay}" if old.deployment else ""
+        tail = (
+            f", then {old.action} deployment {old.deployment} after {format_duration(old.delay)}"
+            if old.deployment
+            else ""
+        )
         return "removeOld: 100% canary alone" + tail
     raise AssertionError("unknown step kind")
 

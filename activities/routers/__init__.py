@@ -36,7 +36,7 @@ def build_router(route: RouteInput) -> Router:
     if isinstance(spec, GatewayApiRouterSpec):
         return GatewayApiRouter(spec, route.namespace, route.stable, route.canary)
     if isinstance(spec, DryRunRouterSpec):
-        return DryRunRouter(route.namespace, route.stable, route.canary)
+        return DryRunRouter(route.namespace, route.service, route.stable, route.canary)
     from activities.errors import RouteInvalid
 
     raise RouteInvalid(f"router kind {spec.kind!r} is not available in this worker yet")

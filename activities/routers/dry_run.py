@@ -10,7 +10,7 @@ from workflows.spec import Destination
 __all__ = ["DryRunRouter"]
 
 # Per worker process: a dry run has no real object to read back, so "the route" is this table,
-# keyed by namespace/stable/canary. A worker restart forgets it, which a rehearsal can afford.
+# keyed by namespace/service/stable/canary. A worker restart forgets it, which a rehearsal can afford.
 _ROUTES: dict[str, RouteState] = {}
 _LOCK = threading.Lock()
 
@@ -18,8 +18,8 @@ _LOCK = threading.Lock()
 class DryRunRouter:
     """Records the weights it is asked to set; starts as 100% stable."""
 
-    def __init__(self, namespace: str, stable: Destination, canary: Destination) -> None:
-        self.key = f"{namespace}/{stable.label()}/{canary.label()}"
+    def __init__(self, namespace: str, service: str, stable: Destination, canary: Destination) -> None:
+        self.key = f"{namespace}/{service}/{stable.label()}/{canary.label()}"
         self.description = f"dryRun:{self.key}"
 
     def get_routes(self) -> RouteState:

