@@ -1,0 +1,238 @@
+"""``sluice``: sugar over the Temporal client. Everything here is also doable with ``temporal``."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.service import RPCError
+
+from sluice.client import load_spec_file, start_rollout
+from sluice.demo import run_demo
+from sluice.stack import LocalStack, StackError, StackPorts
+from worker.client import connect
+from worker.settings import Settings, SettingsError
+from workflows.spec import SpecError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(help="sluicegate: durable progressive delivery on Temporal.", no_args_is_help=True, add_completion=False)
+console = Console()
+errors = Console(stderr=True)
+T = TypeVar("T")
+
+Address = Annotated[str, typer.Option(envvar="TEMPORAL_ADDRESS", help="Temporal frontend host:port.")]
+Namespace = Annotated[str, typer.Option(envvar="TEMPORAL_NAMESPACE", help="Temporal namespace.")]
+TaskQueue = Annotated[str, typer.Option(envvar="TEMPORAL_TASK_QUEUE", help="Task queue the workers poll.")]
+By = Annotated[str, typer.Option(help="Who acts (recorded in the rollout's audit trail). Default: $USER.")]
+RolloutId = Annotated[str, typer.Argument(help="Workflow id, e.g. rollout-default-reviews.")]
+
+
+class CliError(Exception):
+    """Printed as one line on stderr; the process exits 2."""
+
+
+def _run(coroutine: Awaitable[T]) -> T:
+    return asyncio.run(coroutine)  # type: ignore[arg-type]
+
+
+async def _client(address: str, namespace: str) -> Client:
+    try:
+        settings = Settings.from_env()
+        settings = Settings(**{**settings.__dict__, "address": address, "namespace": namespace})
+        return await connect(settings)
+    except SettingsError as error:
+        raise CliError(str(error)) from None
+    except RuntimeError as error:
+        raise CliError(f"cannot reach Temporal at {address}: {error} (is `sluice dev` running?)") from None
+
+
+def _default_by() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+async def _message(address: str, namespace: str, rollout: str, name: str, payload: dict[str, Any]) -> dict[str, Any]:
+    client = await _client(address, namespace)
+    handle = client.get_workflow_handle(rollout)
+    try:
+        result: dict[str, Any] = await handle.execute_update(name, payload)
+    except WorkflowUpdateFailedError as error:
+        raise CliError(f"{name} refused: {error.cause}") from None
+    except RPCError as error:
+        raise CliError(f"{name} failed: {error.message}") from None
+    return result
+
+
+@app.command()
+def validate(spec_file: Annotated[Path, typer.Argument(help="Rollout spec (YAML or JSON).")]) -> None:
+    """Check a spec without starting anything."""
+    _, spec = load_spec_file(spec_file)
+    console.print(f"{spec_file}: valid; workflow id {spec.workflow_id}, {len(spec.steps)} steps after step 0")
+
+
+@app.command()
+def start(
+    spec_file: Annotated[Path, typer.Argument(help="Rollout spec (YAML or JSON).")],
+    workflow_id: Annotated[str | None, typer.Option(help="Default: rollout-<namespace>-<service>.")] = None,
+    address: Address = "127.0.0.1:7233",
+    namespace: Namespace = "default",
+    task_queue: TaskQueue = "rollouts",
+) -> None:
+    """Validate a spec and start its rollout (same as `temporal workflow start --type Rollout`)."""
+    data, spec = load_spec_file(spec_file)
+
+    async def go() -> str:
+        client = await _client(address, namespace)
+        try:
+            handle = await start_rollout(client, data, spec, task_queue, workflow_id)
+        except RPCError as error:
+            raise CliError(f"cannot start: {error.message}") from None
+        return handle.id
+
+    started = _run(go())
+    console.print(f"started {started}; follow it with: sluice status {started}")
+
+
+@app.command()
+def status(
+    rollout: RolloutId,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw status JSON.")] = False,
+    address: Address = "127.0.0.1:7233",
+    namespace: Namespace = "default",
+) -> None:
+    """Show phase, step, weights, what it waits for, approvals and checks."""
+
+    async def go() -> dict[str, Any]:
+        client = await _client(address, namespace)
+        try:
+            result: dict[str, Any] = await client.get_workflow_handle(rollout).query("status")
+        except RPCError as error:
+            raise CliError(f"cannot query {rollout}: {error.message}") from None
+        return result
+
+    current = _run(go())
+    if as_json:
+        print(json.dumps(current, indent=2))
+        return
+    weights = current.get("weights") or {}
+    console.print(f"[bold]{current['rolloutId']}[/bold] phase [cyan]{current['phase']}[/cyan] step {current['currentStep']} weights {weights.get('stable')}/{weights.get('canary')}")
+    if current.get("waitingFor"):
+        waiting = current["waitingFor"]
+        console.print(f"  waiting for {waiting['kind']} at step {waiting['step']} since {waiting['since']} ({waiting.get('hint', '')})")
+    for step in current["steps"]:
+        console.print(f"  {step['index']:>2} {step['state']:<8} {step['description']}")
+    for approval in current["approvals"]:
+        console.print(f"  approved step {approval['step']} by {approval['by']} at {approval['at']} via {approval['via']} {approval['comment']}")
+    if current.get("message"):
+        console.print(f"  {current['message']}")
+
+
+def _message_command(name: str, doc: str, extra: Callable[..., dict[str, Any]]) -> None:
+    def command(
+        rollout: RolloutId,
+        by: By = "",
+        comment: Annotated[str, typer.Option(help="Recorded with the action.")] = "",
+        step: Annotated[int | None, typer.Option(help="approve: refuse unless waiting at this step.")] = None,
+        full: Annotated[bool, typer.Option(help="promote: go straight to 100%.")] = False,
+        address: Address = "127.0.0.1:7233",
+        namespace: Namespace = "default",
+    ) -> None:
+        payload = {"by": by or _default_by(), **extra(comment=comment, step=step, full=full)}
+        result = _run(_message(address, namespace, rollout, name, payload))
+        console.print(f"{result['message']} (phase {result['phase']}, step {result['currentStep']})")
+
+    command.__doc__ = doc
+    app.command(name=name)(command)
+
+
+_message_command("approve", "Pass the approval gate the rollout waits at.", lambda comment, step, full: {"comment": comment, **({"step": step} if step is not None else {})})
+_message_command("abort", "Roll back to 100% stable now (--comment is the reason).", lambda comment, step, full: {"reason": comment})
+_message_command("pause", "Hold at the current weights (--comment is the reason).", lambda comment, step, full: {"reason": comment})
+_message_command("resume", "Go on after a pause.", lambda comment, step, full: {"comment": comment})
+_message_command("promote", "Skip the current wait; --full goes straight to 100%.", lambda comment, step, full: {"comment": comment, "full": full})
+
+
+@app.command()
+def dev(
+    state_dir: Annotated[Path, typer.Option(help="Where the dev server's database, Envoy's files and logs live.")] = Path(".sluice"),
+    fresh: Annotated[bool, typer.Option(help="Reset the route to 100% stable (the database is kept).")] = False,
+) -> None:
+    """Run the local stack on loopback until Ctrl-C: Temporal, Envoy, two backends, a worker."""
+    stack = LocalStack(state_dir, StackPorts())
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stack.start(reset_routes=fresh)
+    except StackError as error:
+        raise CliError(str(error)) from None
+    try:
+        ports = stack.ports
+        console.print("[bold]sluice dev[/bold] is running (Ctrl-C stops everything):")
+        console.print(f"  Temporal      {stack.temporal.address} (database {stack.temporal.db_file})")
+        console.print(f"  Temporal UI   http://127.0.0.1:{ports.temporal_ui}")
+        console.print(f"  Envoy         {stack.envoy.url} (admin {stack.envoy.admin_url}, routes {stack.envoy.routes_file})")
+        console.print(f"  reviews-v1    {stack.stable.url}    reviews-v2 {stack.canary.url}")
+        console.print(f"  worker        task queue {stack.task_queue}, log {stack.worker.log_path}")
+        console.print("Start the example: temporal workflow start --type Rollout --task-queue rollouts "
+                      "--workflow-id rollout-default-reviews --input-file examples/reviews-local.json")
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        console.print("stopping...")
+        stack.stop()
+
+
+@app.command()
+def demo(
+    interactive: Annotated[bool, typer.Option(help="Wait for you to approve with the temporal CLI instead.")] = False,
+    state_dir: Annotated[Path, typer.Option(help="Scratch directory (wiped first).")] = Path(".sluice/demo"),
+) -> None:
+    """Start the local stack, roll reviews-v2 out step by step, show the served split, stop."""
+    try:
+        code = _run(run_demo(state_dir, interactive, console))
+    except StackError as error:
+        raise CliError(str(error)) from None
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    """Console entry point: clear one-line errors, and a clean exit (see sdk-python#300)."""
+    code = 0
+    try:
+        returned = app(standalone_mode=False)
+        code = returned if isinstance(returned, int) else 0
+    except (SpecError, CliError) as error:
+        errors.print(f"[red]error:[/red] {error}", highlight=False)
+        code = 2
+    except typer.Exit as done:
+        code = done.exit_code
+    except KeyboardInterrupt:
+        code = 130
+    except Exception as error:
+        import click
+
+        if isinstance(error, click.ClickException):
+            error.show()
+            code = error.exit_code
+        else:
+            raise
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The Temporal client's Rust runtime can abort a short-lived process at interpreter exit;
+    # everything is flushed, so leave without tearing the runtime down.
+    os._exit(code if isinstance(code, int) else 1)
