@@ -8,11 +8,13 @@ from typing import Any
 from activities.routes import read_route, remove_old_route, set_weights
 from activities.sampling import sample_traffic
 from activities.search_attributes import search_attributes_registered
+from activities.workloads import retire_old_workload
 
 __all__ = [
     "ALL_ACTIVITIES",
     "read_route",
     "remove_old_route",
+    "retire_old_workload",
     "sample_traffic",
     "search_attributes_registered",
     "set_weights",
@@ -24,4 +26,5 @@ ALL_ACTIVITIES: list[Callable[..., Any]] = [
     remove_old_route,
     sample_traffic,
     search_attributes_registered,
+    retire_old_workload,
 ]

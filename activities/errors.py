@@ -6,6 +6,7 @@ Hierarchy::
     ├── RouteNotFound                object, route, rule, file or CRD missing        (not retried)
     ├── RouteInvalid                 the route has a shape we refuse to edit          (not retried)
     ├── Forbidden                    the worker lacks a permission (names the verb)    (not retried)
+    ├── RouteDrifted                 the route is not at the weights the rollout set   (not retried)
     ├── Conflict                     someone wrote in between; read again and retry    (retried)
     ├── TransientError               5xx, 429, timeouts, a proxy not yet updated       (retried)
     └── WorkloadError                the old Deployment could not be retired           (not retried)
@@ -21,6 +22,7 @@ from temporalio.exceptions import ApplicationError
 __all__ = [
     "Conflict",
     "Forbidden",
+    "RouteDrifted",
     "RouteInvalid",
     "RouteNotFound",
     "SluiceError",
@@ -48,6 +50,17 @@ class Forbidden(SluiceError):
     """The worker's identity may not do this; the message names the verb and resource."""
 
 
+class RouteDrifted(SluiceError):
+    """Someone (a person, GitOps) changed the weights behind the rollout's back.
+
+    The rollout pauses instead of overwriting the change; ``observed`` is what the route holds.
+    """
+
+    def __init__(self, message: str, observed: dict[str, object]) -> None:
+        super().__init__(message)
+        self.observed = observed
+
+
 class Conflict(SluiceError):
     """A concurrent write won; reading again and retrying is safe."""
 
@@ -66,6 +79,7 @@ class WorkloadError(SluiceError):
 
 def as_application_error(error: SluiceError) -> ApplicationError:
     """Map a sluicegate error to the ``ApplicationError`` Temporal records and retries by."""
+    details = [error.observed] if isinstance(error, RouteDrifted) else []
     return ApplicationError(
-        str(error), type=type(error).__name__, non_retryable=not error.retryable
+        str(error), *details, type=type(error).__name__, non_retryable=not error.retryable
     )

@@ -9,9 +9,9 @@ from typing import TypeVar
 import structlog
 from temporalio import activity
 
-from activities.errors import SluiceError, as_application_error
+from activities.errors import RouteDrifted, SluiceError, as_application_error
 from activities.routers import Router, build_router
-from workflows.models import RemoveOldInput, RouteInput, RouteState, SetWeightsInput
+from workflows.models import RemoveOldInput, RouteInput, RouteState, SetWeightsInput, Weights
 
 __all__ = ["read_route", "remove_old_route", "set_weights"]
 
@@ -35,6 +35,21 @@ async def _with_router(route: RouteInput, call: Callable[[Router], T]) -> T:
         raise as_application_error(error) from error
 
 
+def _refuse_drift(router: Router, expected: Weights | None) -> None:
+    """Raise :class:`RouteDrifted` when the route is not where the rollout left it."""
+    if expected is None:
+        return
+    current = router.get_routes()
+    observed = Weights(stable=current.stable or 0, canary=current.canary or 0)
+    if observed != expected or current.others:
+        others = f" and {current.others}" if current.others else ""
+        raise RouteDrifted(
+            f"{current.description}: the route holds {observed.stable}/{observed.canary}{others}, "
+            f"not the {expected.stable}/{expected.canary} this rollout set; someone changed it",
+            current.model_dump(mode="json"),
+        )
+
+
 @activity.defn(name="read_route")
 async def read_route(route: RouteInput) -> RouteState:
     """Read the route's current stable/canary weights."""
@@ -46,7 +61,11 @@ async def read_route(route: RouteInput) -> RouteState:
 @activity.defn(name="set_weights")
 async def set_weights(request: SetWeightsInput) -> RouteState:
     """Set the route to the requested weights (idempotent)."""
-    state = await _with_router(request, lambda router: router.set_routes(request.weights))
+    def change(router: Router) -> RouteState:
+        _refuse_drift(router, request.expected)
+        return router.set_routes(request.weights)
+
+    state = await _with_router(request, change)
     log.info(
         "weights set",
         rollout_id=request.rollout_id,
@@ -61,6 +80,10 @@ async def set_weights(request: SetWeightsInput) -> RouteState:
 @activity.defn(name="remove_old_route")
 async def remove_old_route(request: RemoveOldInput) -> RouteState:
     """Make the route send 100% to the canary alone (the stable destination leaves it)."""
-    state = await _with_router(request, lambda router: router.finalize())
+    def change(router: Router) -> RouteState:
+        _refuse_drift(router, request.expected)
+        return router.finalize()
+
+    state = await _with_router(request, change)
     log.info("old version removed from route", rollout_id=request.rollout_id, route=state.description)
     return state

@@ -69,12 +69,15 @@ class SetWeightsInput(RouteInput):
     """Set the route to ``weights`` (adding a missing destination, keeping everything else)."""
 
     weights: Weights
+    expected: Weights | None = None
+    """What the rollout last set: when the route holds anything else, refuse (drift)."""
 
 
 class RemoveOldInput(RouteInput):
     """Send 100% to the canary alone; ``remove_old`` says what to do with the old workload."""
 
     remove_old: RemoveOldStep = Field(default_factory=RemoveOldStep)
+    expected: Weights | None = None
 
 
 class RouteState(_Model):

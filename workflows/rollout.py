@@ -112,6 +112,7 @@ class Rollout:
         self._abort_request: AbortInput | None = None
         self._full_promotion: PromoteInput | None = None
         self._traffic_touched = False
+        self._last_set: Weights | None = None  # what the rollout last wrote: drift is anything else
         self._search_attributes = False  # set in run() once the namespace has said it knows them
 
     # ------------------------------------------------------------------ run
@@ -173,6 +174,8 @@ class Rollout:
         self._status.finished_at = workflow.now()
         weights = self._status.weights or Weights(stable=100, canary=0)
         self._status.message = f"rollout complete at {weights.stable}% stable / {weights.canary}% canary"
+        if self._status.old_workload and "error" in self._status.old_workload:
+            self._status.message += f"; the old workload was NOT retired: {self._status.old_workload['error']}"
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._status.as_json()
 
@@ -222,20 +225,68 @@ class Rollout:
         self._set_phase("Progressing")
         self._status.waiting_for = None
         self._traffic_touched = True
-        state = await workflow.execute_activity(
-            "set_weights",
-            self._route_input(SetWeightsInput, weights=weights),
-            result_type=RouteState,
-            start_to_close_timeout=timedelta(seconds=60),
-            retry_policy=_ROUTE_RETRY,
-            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-        )
+        expected = self._last_set
+        while True:
+            try:
+                state = await workflow.execute_activity(
+                    "set_weights",
+                    self._route_input(SetWeightsInput, weights=weights, expected=expected),
+                    result_type=RouteState,
+                    start_to_close_timeout=timedelta(seconds=60),
+                    retry_policy=_ROUTE_RETRY,
+                    cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                )
+                break
+            except ActivityError as error:
+                if _cause_type(error) != "RouteDrifted":
+                    raise
+                await self._hold_for_drift(index, error)
+                expected = None  # a person resumed: overwrite what they saw
+        self._last_set = weights
         self._status.weights = Weights(stable=state.stable or 0, canary=state.canary or 0)
         self._record("weightsSet", index, detail=weights.model_dump())
         workflow.logger.info(
             "weights set", extra={"step": index, "stable": weights.stable, "canary": weights.canary}
         )
         await self._verify(index, weights)
+
+    async def _check_drift(self, index: int) -> None:
+        """Before a wait: is the route still where the rollout left it? If not, hold for a person."""
+        if self._last_set is None:
+            return
+        state = await workflow.execute_activity(
+            "read_route",
+            self._route_input(RouteInput),
+            result_type=RouteState,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=_ROUTE_RETRY,
+        )
+        observed = Weights(stable=state.stable or 0, canary=state.canary or 0)
+        if observed == self._last_set and not state.others:
+            return
+        await self._hold_for_drift(index, state)
+        last, self._last_set = self._last_set, None
+        await self._shift(index, last)  # resumed: put back what the rollout had set
+
+    async def _hold_for_drift(self, index: int, found: ActivityError | RouteState) -> None:
+        if isinstance(found, RouteState):
+            observed = found
+        else:
+            details = found.cause.details if isinstance(found.cause, ApplicationError) else ()
+            observed = RouteState.model_validate(details[0]) if details else RouteState(stable=None, canary=None)
+        expected = self._last_set or Weights(stable=100, canary=0)
+        reason = (
+            f"drift: the route holds {observed.stable or 0}/{observed.canary or 0}"
+            + (f" and {observed.others}" if observed.others else "")
+            + f", not the {expected.stable}/{expected.canary} this rollout set; "
+            "resume to re-apply, or abort to roll back"
+        )
+        self._status.drift = observed
+        self._status.paused = PauseRecord(by="sluicegate", reason=reason, at=workflow.now())
+        self._record("driftDetected", index, detail=observed.model_dump(mode="json"))
+        workflow.logger.warning("route drift: holding", extra={"step": index, "reason": reason})
+        await self._hold_while_paused(index)
+        self._status.drift = None
 
     async def _verify(self, index: int, weights: Weights, *, rolling_back: bool = False) -> SampleResult | None:
         assert self._spec is not None
@@ -268,6 +319,7 @@ class Rollout:
         return result
 
     async def _await_approval(self, index: int, approval: ApprovalStep) -> None:
+        await self._check_drift(index)
         until = workflow.now() + approval.timeout if approval.timeout is not None else None
         self._wait("approval", index, until=until, hint="approve (or promote) this step")
         self._set_phase("WaitingForApproval")
@@ -284,6 +336,7 @@ class Rollout:
             self._status.waiting_for = None
 
     async def _pause_step(self, index: int, pause: PauseStep) -> None:
+        await self._check_drift(index)
         if pause.duration is not None:
             self._wait("bake", index, until=workflow.now() + pause.duration, hint="promote to skip the bake")
             self._set_phase("Baking")
@@ -309,17 +362,65 @@ class Rollout:
 
     async def _remove_old(self, index: int, remove_old: RemoveOldStep) -> None:
         self._set_phase("Progressing")
-        state = await workflow.execute_activity(
-            "remove_old_route",
-            self._route_input(RemoveOldInput, remove_old=remove_old),
-            result_type=RouteState,
-            start_to_close_timeout=timedelta(seconds=60),
-            retry_policy=_ROUTE_RETRY,
-            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-        )
+        expected = self._last_set
+        while True:
+            try:
+                state = await workflow.execute_activity(
+                    "remove_old_route",
+                    self._route_input(RemoveOldInput, remove_old=remove_old, expected=expected),
+                    result_type=RouteState,
+                    start_to_close_timeout=timedelta(seconds=60),
+                    retry_policy=_ROUTE_RETRY,
+                    cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                )
+                break
+            except ActivityError as error:
+                if _cause_type(error) != "RouteDrifted":
+                    raise
+                await self._hold_for_drift(index, error)
+                expected = None
+        self._last_set = Weights(stable=0, canary=100)
         self._status.weights = Weights(stable=state.stable or 0, canary=state.canary or 0)
         self._record("oldRemovedFromRoute", index, detail=state.model_dump(mode="json"))
         await self._verify(index, Weights(stable=0, canary=100))
+        if remove_old.deployment is not None:
+            await self._retire_old_workload(index, remove_old)
+
+    async def _retire_old_workload(self, index: int, remove_old: RemoveOldStep) -> None:
+        """After ``delay`` (proxies stop sending to the old pods first), scale or delete them.
+
+        Traffic is already 100% canary: a failure here is reported, never rolled back.
+        """
+        self._wait(
+            "bake",
+            index,
+            until=workflow.now() + remove_old.delay,
+            reason=f"waiting {format_duration(remove_old.delay)} before retiring {remove_old.deployment}",
+        )
+        self._set_phase("Baking")
+        await workflow.sleep(remove_old.delay)
+        self._status.waiting_for = None
+        self._set_phase("Progressing")
+        try:
+            retired = await workflow.execute_activity(
+                "retire_old_workload",
+                self._route_input(RemoveOldInput, remove_old=remove_old),
+                result_type=dict,
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=_ROUTE_RETRY,
+            )
+            self._status.old_workload = retired
+            self._record("oldWorkloadRetired", index, detail=retired)
+        except ActivityError as error:
+            failure = _failure_from(error)
+            self._status.old_workload = {
+                "deployment": remove_old.deployment,
+                "action": remove_old.action,
+                "error": failure.message,
+                "errorType": failure.error_type,
+            }
+            self._record("oldWorkloadNotRetired", index, detail=self._status.old_workload)
+            workflow.logger.warning("old workload not retired", extra={"reason": failure.message})
 
     # ------------------------------------------------------------------ rollback
 
@@ -608,6 +709,10 @@ def _parse(name: str, payload: Any, model: type[Request]) -> tuple[Request | Non
         return model.model_validate(payload), None
     except ValidationError as error:
         return None, f"{name}: " + "; ".join(validation_problems(error))
+
+
+def _cause_type(error: ActivityError) -> str | None:
+    return error.cause.type if isinstance(error.cause, ApplicationError) else None
 
 
 def _failure_from(error: ActivityError) -> RolloutFailure:

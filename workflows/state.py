@@ -101,6 +101,10 @@ class RolloutStatus(_Model):
     analysis: list[dict[str, Any]] = Field(default_factory=list)
     events: list[EventRecord] = Field(default_factory=list)
     original_route: RouteState | None = None
+    drift: RouteState | None = None
+    """The route as found when it differed from what the rollout last set (until resumed)."""
+    old_workload: dict[str, Any] | None = None
+    """What removeOld did to the old Deployment (or the error it met)."""
     message: str = ""
     error_type: str | None = None
     started_at: datetime | None = None
