@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from activities.analysis import measure_metrics
 from activities.routes import read_route, remove_old_route, set_weights
 from activities.sampling import sample_traffic
 from activities.search_attributes import search_attributes_registered
@@ -12,6 +13,7 @@ from activities.workloads import retire_old_workload
 
 __all__ = [
     "ALL_ACTIVITIES",
+    "measure_metrics",
     "read_route",
     "remove_old_route",
     "retire_old_workload",
@@ -27,4 +29,5 @@ ALL_ACTIVITIES: list[Callable[..., Any]] = [
     sample_traffic,
     search_attributes_registered,
     retire_old_workload,
+    measure_metrics,
 ]

@@ -29,7 +29,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from workflows._durations import Duration
-from workflows.spec import _SpecModel
+from workflows._base import _SpecModel
 
 __all__ = [
     "DESTINATION_PLACEHOLDER",

@@ -25,6 +25,9 @@ from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from workflows._durations import format_duration
+    from workflows.analysis import AnalysisSpec
+    from workflows.judge import apply_measurements, assess_analysis, resume_after_inconclusive
+    from workflows.measurements import AnalysisState, MeasureInput, MeasureResult
     from workflows.errors import RolloutFailure
     from workflows.models import (
         AbortInput,
@@ -114,6 +117,10 @@ class Rollout:
         self._traffic_touched = False
         self._last_set: Weights | None = None  # what the rollout last wrote: drift is anything else
         self._search_attributes = False  # set in run() once the namespace has said it knows them
+        self._analysis_state = AnalysisState()
+        self._analysis_task: asyncio.Task[None] | None = None
+        self._analysis_failure: str | None = None
+        self._analysis_hold = False  # the rollout is held because analysis had no data
 
     # ------------------------------------------------------------------ run
 
@@ -146,9 +153,15 @@ class Rollout:
         plan = asyncio.create_task(self._run_plan(self._spec))
         failure: RolloutFailure | None = None
         try:
-            await workflow.wait_condition(lambda: plan.done() or self._abort_request is not None)
+            await workflow.wait_condition(
+                lambda: plan.done()
+                or self._abort_request is not None
+                or self._analysis_failure is not None
+            )
         except asyncio.CancelledError:
             failure = RolloutFailure("RolloutCancelled", "the rollout workflow was cancelled")
+        if failure is None and self._analysis_failure is not None and not plan.done():
+            failure = RolloutFailure("AnalysisFailed", self._analysis_failure)
         if failure is None and self._abort_request is not None and not plan.done():
             request = self._abort_request
             failure = RolloutFailure(
@@ -166,6 +179,7 @@ class Rollout:
                 failure = error
             elif error is not None:
                 raise error  # a bug: fail the workflow task so a fixed worker can resume it
+        await self._stop_analysis()
         if failure is not None:
             await self._roll_back(failure)
 
@@ -249,6 +263,65 @@ class Rollout:
             "weights set", extra={"step": index, "stable": weights.stable, "canary": weights.canary}
         )
         await self._verify(index, weights)
+        analysis = self._spec.analysis if self._spec else None
+        if analysis is not None and weights.canary > 0:
+            if self._analysis_task is None:
+                self._analysis_task = asyncio.create_task(self._analyse(analysis))
+            if analysis.bake > timedelta(0):
+                await self._bake(index, analysis.bake)
+
+    async def _bake(self, index: int, bake: timedelta) -> None:
+        """Stay at least ``bake`` at a new weight while analysis watches (promote skips it)."""
+        self._wait("bake", index, until=workflow.now() + bake, reason="analysis bake", hint="promote to skip the bake")
+        self._set_phase("Baking")
+        try:
+            await workflow.wait_condition(lambda: index in self._released_steps, timeout=bake)
+        except asyncio.TimeoutError:
+            pass
+        self._released_steps.discard(index)  # a promote of the bake must not also pass a later wait
+        self._status.waiting_for = None
+
+    async def _analyse(self, analysis: AnalysisSpec) -> None:
+        """Measure every metric each interval until the rollout ends; flag failure or no data."""
+        assert self._spec is not None
+        while True:
+            try:
+                result = await workflow.execute_activity(
+                    "measure_metrics",
+                    MeasureInput(
+                        metrics=analysis.metrics,
+                        stable=self._spec.stable.host,
+                        canary=self._spec.canary.host,
+                        envoy_snapshots=self._analysis_state.envoy_snapshots,
+                    ),
+                    result_type=MeasureResult,
+                    start_to_close_timeout=analysis.interval + timedelta(seconds=30),
+                    retry_policy=RetryPolicy(maximum_attempts=3),
+                )
+            except ActivityError as error:
+                # Provider errors come back as Error measurements; this is the activity itself
+                # failing (a worker bug, a lost worker): note it and measure again next interval.
+                workflow.logger.warning("measure_metrics failed", extra={"error": str(error.cause)})
+            else:
+                self._analysis_state = apply_measurements(analysis, self._analysis_state, result)
+                self._status.analysis = [
+                    metric.model_dump(mode="json", by_alias=True)
+                    for metric in self._analysis_state.metrics.values()
+                ]
+                outcome = assess_analysis(analysis, self._analysis_state)
+                if outcome.phase == "Failed":
+                    self._analysis_failure = outcome.message
+                    return
+                if outcome.phase == "Inconclusive" and not self._analysis_hold and self._status.paused is None:
+                    self._analysis_hold = True
+                    self._status.paused = PauseRecord(by="analysis", reason=outcome.message, at=workflow.now())
+                    self._record("analysisInconclusive", self._status.current_step, by="analysis", detail={"reason": outcome.message})
+            await workflow.sleep(analysis.interval)
+
+    async def _stop_analysis(self) -> None:
+        if self._analysis_task is not None and not self._analysis_task.done():
+            self._analysis_task.cancel()
+            await workflow.wait([self._analysis_task])
 
     async def _check_drift(self, index: int) -> None:
         """Before a wait: is the route still where the rollout left it? If not, hold for a person."""
@@ -306,7 +379,7 @@ class Rollout:
             ),
             result_type=SampleResult,
             start_to_close_timeout=timeout,
-            heartbeat_timeout=timedelta(seconds=30),
+            heartbeat_timeout=timedelta(seconds=10),
             retry_policy=_SAMPLE_RETRY,
         )
         self._status.verifications.append(VerificationRecord(step=index, at=workflow.now(), result=result))
@@ -521,6 +594,9 @@ class Rollout:
 
     def _apply_resume(self, request: ResumeInput, via: Via) -> MessageResult:
         self._status.paused = None
+        if self._analysis_hold:
+            self._analysis_hold = False
+            self._analysis_state = resume_after_inconclusive(self._analysis_state)
         waiting = self._status.waiting_for
         if waiting is not None and waiting.kind == "resume":
             self._released_steps.add(waiting.step)
@@ -530,6 +606,9 @@ class Rollout:
     def _apply_promote(self, request: PromoteInput, via: Via) -> MessageResult:
         waiting = self._status.waiting_for
         self._status.paused = None
+        if self._analysis_hold:
+            self._analysis_hold = False
+            self._analysis_state = resume_after_inconclusive(self._analysis_state)
         if waiting is not None:
             self._released_steps.add(waiting.step)
             if waiting.kind == "approval":

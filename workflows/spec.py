@@ -22,7 +22,9 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from workflows._base import _SpecModel
 from workflows._durations import Duration
+from workflows.analysis import AnalysisSpec
 
 __all__ = [
     "DEFAULT_STEPS",
@@ -54,17 +56,6 @@ class SpecError(ValueError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("invalid rollout spec: " + "; ".join(problems))
-
-
-class _SpecModel(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-        extra="forbid",
-        frozen=True,
-    )
 
 
 def _dns_name(value: str) -> str:
@@ -276,6 +267,8 @@ class RolloutSpec(_SpecModel):
     canary: Destination
     steps: list[Step] = Field(default_factory=lambda: [Step.model_validate(s) for s in DEFAULT_STEPS])
     verify: VerifySpec | None = None
+    analysis: AnalysisSpec | None = None
+    """Metrics measured from the first traffic change to the end; a failure rolls back."""
 
     @model_validator(mode="after")
     def _consistent(self) -> RolloutSpec:

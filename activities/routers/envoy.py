@@ -122,6 +122,9 @@ class EnvoyRouter:
             document = json.loads(text) if self.path.suffix == ".json" else yaml.safe_load(text)
         except (yaml.YAMLError, json.JSONDecodeError) as exc:
             raise RouteInvalid(f"{self.description}: {self.path} is not valid YAML/JSON: {exc}") from None
+        # YAML anchors load as one shared object: copy them apart, or editing one route's
+        # weights would also edit every route that aliases it.
+        document = _unshared(document)
         if not isinstance(document, dict) or not isinstance(document.get("resources"), list):
             raise RouteInvalid(
                 f"{self.description}: {self.path} is not an RDS file (no top-level resources: list)"
@@ -251,6 +254,15 @@ def _applied_version(config_dump: dict[str, Any], route_config: str) -> str:
             if dynamic.get("route_config", {}).get("name") == route_config:
                 return str(dynamic.get("version_info", ""))
     return "(none)"
+
+
+def _unshared(value: Any) -> Any:
+    """A copy of a loaded document in which no dict or list appears twice."""
+    if isinstance(value, dict):
+        return {key: _unshared(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unshared(item) for item in value]
+    return value
 
 
 def _version_of(document: dict[str, Any]) -> str:
