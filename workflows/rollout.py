@@ -60,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.state import (
         TERMINAL_PHASES,
         PauseRecord,
+        RolloutCheckpoint,
         RolloutStatus,
         VerificationRecord,
         WaitingFor,
@@ -95,7 +96,7 @@ class Rollout:
     """Shift traffic from stable to canary along the spec's plan; roll back on any failure."""
 
     @workflow.init
-    def __init__(self, spec: dict[str, Any]) -> None:
+    def __init__(self, spec: dict[str, Any], carried: dict[str, Any] | None = None) -> None:
         info = workflow.info()
         self._spec: RolloutSpec | None = None
         self._spec_error: SpecError | None = None
@@ -121,11 +122,17 @@ class Rollout:
         self._analysis_task: asyncio.Task[None] | None = None
         self._analysis_failure: str | None = None
         self._analysis_hold = False  # the rollout is held because analysis had no data
+        self._shifted_steps: set[int] = set()  # setWeight steps whose weights are set and verified
+        self._deadlines: dict[str, Any] = {}  # wait deadlines, kept across continue-as-new
+        self._resuming = carried is not None
+        self._analysis_started = False
+        if carried is not None and self._spec is not None:
+            self._restore(RolloutCheckpoint.model_validate(carried))
 
     # ------------------------------------------------------------------ run
 
     @workflow.run
-    async def run(self, spec: dict[str, Any]) -> dict[str, Any]:
+    async def run(self, spec: dict[str, Any], carried: dict[str, Any] | None = None) -> dict[str, Any]:
         """Run the plan; return the summary, or fail with a typed ``ApplicationError``."""
         if self._spec is None:
             assert self._spec_error is not None
@@ -138,7 +145,8 @@ class Rollout:
                 type="InvalidSpec",
                 non_retryable=True,
             )
-        self._status.started_at = workflow.now()
+        if self._status.started_at is None:
+            self._status.started_at = workflow.now()
         self._search_attributes = await workflow.execute_local_activity(
             "search_attributes_registered",
             [PHASE_SEARCH_ATTRIBUTE.name, SERVICE_SEARCH_ATTRIBUTE.name],
@@ -148,7 +156,9 @@ class Rollout:
         )
         if self._search_attributes:
             workflow.upsert_search_attributes([SERVICE_SEARCH_ATTRIBUTE.value_set(self._spec.service)])
-        self._set_phase("Initializing")
+            workflow.upsert_search_attributes([PHASE_SEARCH_ATTRIBUTE.value_set(self._status.phase)])
+        if self._analysis_started and self._spec.analysis is not None:
+            self._analysis_task = asyncio.create_task(self._analyse(self._spec.analysis))
 
         plan = asyncio.create_task(self._run_plan(self._spec))
         failure: RolloutFailure | None = None
@@ -175,6 +185,8 @@ class Rollout:
             await workflow.wait([plan])
         else:
             error = plan.exception()
+            if isinstance(error, _ContinueAsNew):
+                await self._continue_as_new(spec)
             if isinstance(error, RolloutFailure):
                 failure = error
             elif error is not None:
@@ -195,8 +207,12 @@ class Rollout:
 
     async def _run_plan(self, spec: RolloutSpec) -> None:
         try:
-            await self._initialize(spec)
+            resume_at = self._status.current_step if self._resuming else None
+            if resume_at is None:
+                await self._initialize(spec)
             for index, step in enumerate(spec.steps, start=1):
+                if resume_at is not None and index < resume_at:
+                    continue  # done in an earlier run
                 if self._full_promotion is not None and step.remove_old is None:
                     self._mark(index, "skipped")
                     continue
@@ -204,7 +220,10 @@ class Rollout:
                 self._status.current_step = index
                 self._mark(index, "running")
                 if step.set_weight is not None:
-                    await self._shift(index, Weights(stable=100 - step.set_weight, canary=step.set_weight))
+                    if index not in self._shifted_steps:
+                        await self._shift(index, Weights(stable=100 - step.set_weight, canary=step.set_weight))
+                        self._shifted_steps.add(index)
+                    await self._bake_after_shift(index)
                 elif step.approval is not None:
                     await self._await_approval(index, step.approval)
                 elif step.pause is not None:
@@ -264,22 +283,75 @@ class Rollout:
         )
         await self._verify(index, weights)
         analysis = self._spec.analysis if self._spec else None
-        if analysis is not None and weights.canary > 0:
-            if self._analysis_task is None:
-                self._analysis_task = asyncio.create_task(self._analyse(analysis))
-            if analysis.bake > timedelta(0):
-                await self._bake(index, analysis.bake)
+        if analysis is not None and weights.canary > 0 and self._analysis_task is None:
+            self._analysis_started = True
+            self._analysis_task = asyncio.create_task(self._analyse(analysis))
 
-    async def _bake(self, index: int, bake: timedelta) -> None:
-        """Stay at least ``bake`` at a new weight while analysis watches (promote skips it)."""
-        self._wait("bake", index, until=workflow.now() + bake, reason="analysis bake", hint="promote to skip the bake")
+    async def _bake_after_shift(self, index: int) -> None:
+        """Stay at least ``analysis.bake`` at a new weight while analysis watches (promote skips it)."""
+        analysis = self._spec.analysis if self._spec else None
+        if analysis is None or analysis.bake <= timedelta(0):
+            return
+        until = self._deadline(f"bake:{index}", analysis.bake)
+        self._wait("bake", index, until=until, reason="analysis bake", hint="promote to skip the bake")
         self._set_phase("Baking")
-        try:
-            await workflow.wait_condition(lambda: index in self._released_steps, timeout=bake)
-        except asyncio.TimeoutError:
-            pass
+        await self._wait_until(lambda: index in self._released_steps, until)
         self._released_steps.discard(index)  # a promote of the bake must not also pass a later wait
         self._status.waiting_for = None
+
+    # ------------------------------------------------------------------ waiting, continue-as-new
+
+    def _deadline(self, key: str, duration: timedelta) -> Any:
+        """When a wait that started now (or in an earlier run) ends."""
+        if key not in self._deadlines:
+            self._deadlines[key] = workflow.now() + duration
+        return self._deadlines[key]
+
+    async def _wait_until(self, condition: Callable[[], bool], until: Any = None) -> bool:
+        """Wait for ``condition`` (True) or ``until`` (False). A long wait is where history grows,
+        so this is where the rollout continues-as-new when Temporal suggests it."""
+        timeout = None if until is None else max(timedelta(0), until - workflow.now())
+        try:
+            await workflow.wait_condition(
+                lambda: condition() or workflow.info().is_continue_as_new_suggested(), timeout=timeout
+            )
+        except asyncio.TimeoutError:
+            return False
+        if condition():
+            return True
+        raise _ContinueAsNew()
+
+    async def _continue_as_new(self, spec: dict[str, Any]) -> None:
+        await self._stop_analysis()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        self._status.runs += 1
+        checkpoint = RolloutCheckpoint(
+            status=self._status,
+            released_steps=sorted(self._released_steps),
+            shifted_steps=sorted(self._shifted_steps),
+            deadlines=self._deadlines,
+            last_set=self._last_set,
+            traffic_touched=self._traffic_touched,
+            full_promotion=self._full_promotion.model_dump() if self._full_promotion else None,
+            analysis_state=self._analysis_state,
+            analysis_started=self._analysis_started,
+            analysis_hold=self._analysis_hold,
+        )
+        workflow.logger.info("continuing as new", extra={"step": self._status.current_step, "runs": self._status.runs})
+        workflow.continue_as_new(args=[spec, checkpoint.model_dump(mode="json")])
+
+    def _restore(self, checkpoint: RolloutCheckpoint) -> None:
+        self._status = checkpoint.status
+        self._status.rollout_id = workflow.info().workflow_id
+        self._released_steps = set(checkpoint.released_steps)
+        self._shifted_steps = set(checkpoint.shifted_steps)
+        self._deadlines = dict(checkpoint.deadlines)
+        self._last_set = checkpoint.last_set
+        self._traffic_touched = checkpoint.traffic_touched
+        self._full_promotion = PromoteInput.model_validate(checkpoint.full_promotion) if checkpoint.full_promotion else None
+        self._analysis_state = checkpoint.analysis_state
+        self._analysis_started = checkpoint.analysis_started
+        self._analysis_hold = checkpoint.analysis_hold
 
     async def _analyse(self, analysis: AnalysisSpec) -> None:
         """Measure every metric each interval until the rollout ends; flag failure or no data."""
@@ -393,34 +465,28 @@ class Rollout:
 
     async def _await_approval(self, index: int, approval: ApprovalStep) -> None:
         await self._check_drift(index)
-        until = workflow.now() + approval.timeout if approval.timeout is not None else None
+        until = self._deadline(f"approval:{index}", approval.timeout) if approval.timeout is not None else None
         self._wait("approval", index, until=until, hint="approve (or promote) this step")
         self._set_phase("WaitingForApproval")
-        try:
-            await workflow.wait_condition(
-                lambda: index in self._released_steps, timeout=approval.timeout
-            )
-        except asyncio.TimeoutError:
+        if not await self._wait_until(lambda: index in self._released_steps, until):
+            assert approval.timeout is not None
             raise RolloutFailure(
                 "ApprovalTimedOut",
                 f"step {index}: no approval within {format_duration(approval.timeout)}",
-            ) from None
-        finally:
-            self._status.waiting_for = None
+            )
+        self._status.waiting_for = None
 
     async def _pause_step(self, index: int, pause: PauseStep) -> None:
         await self._check_drift(index)
         if pause.duration is not None:
-            self._wait("bake", index, until=workflow.now() + pause.duration, hint="promote to skip the bake")
+            until = self._deadline(f"pause:{index}", pause.duration)
+            self._wait("bake", index, until=until, hint="promote to skip the bake")
             self._set_phase("Baking")
-            try:
-                await workflow.wait_condition(lambda: index in self._released_steps, timeout=pause.duration)
-            except asyncio.TimeoutError:
-                pass  # the bake is over
+            await self._wait_until(lambda: index in self._released_steps, until)
         else:
             self._wait("resume", index, reason="pause step", hint="resume or promote")
             self._set_phase("Paused")
-            await workflow.wait_condition(lambda: index in self._released_steps)
+            await self._wait_until(lambda: index in self._released_steps)
         self._status.waiting_for = None
 
     async def _hold_while_paused(self, index: int) -> None:
@@ -430,7 +496,7 @@ class Rollout:
         paused = self._status.paused
         self._wait("resume", index, reason=f"paused by {paused.by}" + (f": {paused.reason}" if paused.reason else ""), hint="resume or promote")
         self._set_phase("Paused")
-        await workflow.wait_condition(lambda: self._status.paused is None)
+        await self._wait_until(lambda: self._status.paused is None)
         self._status.waiting_for = None
 
     async def _remove_old(self, index: int, remove_old: RemoveOldStep) -> None:
@@ -518,10 +584,15 @@ class Rollout:
                 )
                 self._status.weights = Weights(stable=state.stable or 0, canary=state.canary or 0)
                 self._set_phase("RolledBack")
-                await self._verify(self._status.current_step, Weights(stable=100, canary=0), rolling_back=True)
             except ActivityError as error:
                 self._set_phase("Failed")
                 message = f"{failure.message}; rollback to 100% stable failed too: {_failure_from(error).message}"
+            else:
+                try:
+                    # Traffic is back; the check only records what is served now.
+                    await self._verify(self._status.current_step, Weights(stable=100, canary=0), rolling_back=True)
+                except ActivityError as error:
+                    workflow.logger.warning("post-rollback verification failed", extra={"error": str(error.cause)})
         else:
             self._set_phase("Failed")
             message = f"{failure.message} (no traffic had been changed)"
@@ -788,6 +859,10 @@ def _parse(name: str, payload: Any, model: type[Request]) -> tuple[Request | Non
         return model.model_validate(payload), None
     except ValidationError as error:
         return None, f"{name}: " + "; ".join(validation_problems(error))
+
+
+class _ContinueAsNew(Exception):
+    """Raised out of a wait to end this run and carry the rollout into a fresh one."""
 
 
 def _cause_type(error: ActivityError) -> str | None:

@@ -16,12 +16,14 @@ from workflows.models import (
     Weights,
     _Model,
 )
+from workflows.measurements import AnalysisState
 from workflows.spec import RolloutSpec, Step
 
 __all__ = [
     "PHASES",
     "TERMINAL_PHASES",
     "PauseRecord",
+    "RolloutCheckpoint",
     "RolloutStatus",
     "StepView",
     "VerificationRecord",
@@ -54,6 +56,8 @@ class StepView(_Model):
     state: Literal["pending", "running", "done", "skipped"] = "pending"
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    runs: int = 1
+    """Workflow runs this rollout has used (a long wait continues-as-new to keep history small)."""
 
 
 class WaitingFor(_Model):
@@ -109,10 +113,27 @@ class RolloutStatus(_Model):
     error_type: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    runs: int = 1
+    """Workflow runs this rollout has used (a long wait continues-as-new to keep history small)."""
 
     def as_json(self) -> dict[str, Any]:
         """The camelCase JSON form the query, the result and the CLI use."""
         return self.model_dump(mode="json", by_alias=True)
+
+
+class RolloutCheckpoint(_Model):
+    """Everything a rollout carries into its next run when it continues-as-new."""
+
+    status: RolloutStatus
+    released_steps: list[int] = Field(default_factory=list)
+    shifted_steps: list[int] = Field(default_factory=list)
+    deadlines: dict[str, datetime] = Field(default_factory=dict)
+    last_set: Weights | None = None
+    traffic_touched: bool = False
+    full_promotion: dict[str, Any] | None = None
+    analysis_state: AnalysisState = Field(default_factory=AnalysisState)
+    analysis_started: bool = False
+    analysis_hold: bool = False
 
 
 def describe_step(step: Step) -> str:
