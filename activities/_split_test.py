@@ -51,9 +51,5 @@ def binomial_two_sided_p_value(successes: int, trials: int, probability: float) 
 
 def acceptance_range(trials: int, probability: float, alpha: float = DEFAULT_ALPHA) -> tuple[int, int]:
     """The canary counts that pass the test: ``(lowest, highest)`` inclusive."""
-    passing = [
-        k
-        for k in range(trials + 1)
-        if binomial_two_sided_p_value(k, trials, probability) >= alpha
-    ]
+    passing = [k for k in range(trials + 1) if binomial_two_sided_p_value(k, trials, probability) >= alpha]
     return passing[0], passing[-1]

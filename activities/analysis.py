@@ -119,6 +119,4 @@ async def measure_metrics(request: MeasureInput) -> MeasureResult:
         for metric, (_, snapshot) in zip(request.metrics, results, strict=True)
         if snapshot is not None
     }
-    return MeasureResult(
-        measurements=[measurement for measurement, _ in results], envoy_snapshots=snapshots
-    )
+    return MeasureResult(measurements=[measurement for measurement, _ in results], envoy_snapshots=snapshots)

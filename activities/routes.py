@@ -54,13 +54,20 @@ def _refuse_drift(router: Router, expected: Weights | None) -> None:
 async def read_route(route: RouteInput) -> RouteState:
     """Read the route's current stable/canary weights."""
     state = await _with_router(route, lambda router: router.get_routes())
-    log.info("route read", rollout_id=route.rollout_id, stable=state.stable, canary=state.canary, route=state.description)
+    log.info(
+        "route read",
+        rollout_id=route.rollout_id,
+        stable=state.stable,
+        canary=state.canary,
+        route=state.description,
+    )
     return state
 
 
 @activity.defn(name="set_weights")
 async def set_weights(request: SetWeightsInput) -> RouteState:
     """Set the route to the requested weights (idempotent)."""
+
     def change(router: Router) -> RouteState:
         _refuse_drift(router, request.expected)
         return router.set_routes(request.weights)
@@ -80,6 +87,7 @@ async def set_weights(request: SetWeightsInput) -> RouteState:
 @activity.defn(name="remove_old_route")
 async def remove_old_route(request: RemoveOldInput) -> RouteState:
     """Make the route send 100% to the canary alone (the stable destination leaves it)."""
+
     def change(router: Router) -> RouteState:
         _refuse_drift(router, request.expected)
         return router.finalize()

@@ -34,7 +34,14 @@ def classify(response: httpx.Response, pattern: re.Pattern[str] | None, header: 
     return found.group(1) if found.groups() else found.group(0)
 
 
-def judge_split(request: SampleInput, versions: Counter[str], errors: int, unclassified: int, status_codes: Counter[str], seconds: float) -> SampleResult:
+def judge_split(
+    request: SampleInput,
+    versions: Counter[str],
+    errors: int,
+    unclassified: int,
+    status_codes: Counter[str],
+    seconds: float,
+) -> SampleResult:
     """Pure verdict over the counted answers."""
     stable = versions.pop(request.stable_value, 0)
     canary = versions.pop(request.canary_value, 0)

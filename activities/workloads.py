@@ -120,8 +120,6 @@ async def retire_old_workload(input: RemoveOldInput) -> RetireResult:
     """Activity: retire the old Deployment as ``input.remove_old`` says (after the delay)."""
     step = input.remove_old
     try:
-        return await asyncio.to_thread(
-            retire_deployment, input.namespace, step.deployment, step.action
-        )
+        return await asyncio.to_thread(retire_deployment, input.namespace, step.deployment, step.action)
     except SluiceError as error:
         raise as_application_error(error) from error

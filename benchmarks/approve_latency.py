@@ -41,9 +41,7 @@ async def _waiting_at_gate(handle: Any, step: int, timeout: float = 60.0) -> Non
         if waiting.get("kind") == "approval" and waiting.get("step") == step:
             return
         if status.get("phase") in {"Failed", "RolledBack", "Succeeded"}:
-            raise RuntimeError(
-                f"rollout ended early: {status.get('phase')} {status.get('message')}"
-            )
+            raise RuntimeError(f"rollout ended early: {status.get('phase')} {status.get('message')}")
         await asyncio.sleep(0.02)
     raise TimeoutError(f"the rollout never waited for approval at step {step}")
 

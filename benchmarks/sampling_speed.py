@@ -56,9 +56,9 @@ def run() -> str:
             route_config="reviews",
             admin=proxy.admin_url,
         )
-        EnvoyRouter(
-            spec, Destination(host="reviews-v1"), Destination(host="reviews-v2")
-        ).set_routes(Weights(stable=90, canary=10))
+        EnvoyRouter(spec, Destination(host="reviews-v1"), Destination(host="reviews-v2")).set_routes(
+            Weights(stable=90, canary=10)
+        )
         for concurrency in CONCURRENCIES:
             results = [asyncio.run(_sample(proxy.url, concurrency)) for _ in range(REPEATS)]
             failed = [r for r in results if r.errors or r.unclassified]

@@ -40,7 +40,7 @@ class _Handler(BaseHTTPRequestHandler):
     # Headers and body go out in two writes: without this each answer waits ~40 ms for an ACK.
     disable_nagle_algorithm = True
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib's name
+    def log_message(self, format: str, *args: object) -> None:
         """Quiet: the demo prints its own tables."""
 
     def _send(self, status: int, body: str, content_type: str = "text/plain") -> None:
@@ -106,7 +106,9 @@ class Backend:
         self._server.fault = fault or Fault()
         self._server.lock = threading.Lock()
         self._server.requests = 0
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"backend-{name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name=f"backend-{name}", daemon=True
+        )
 
     @property
     def port(self) -> int:

@@ -27,7 +27,9 @@ from workflows.spec import SpecError
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(help="sluicegate: durable progressive delivery on Temporal.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="sluicegate: durable progressive delivery on Temporal.", no_args_is_help=True, add_completion=False
+)
 console = Console()
 errors = Console(stderr=True)
 T = TypeVar("T")
@@ -65,7 +67,9 @@ def _default_by() -> str:
         return "unknown"
 
 
-async def _message(address: str, namespace: str, rollout: str, name: str, payload: dict[str, Any]) -> dict[str, Any]:
+async def _message(
+    address: str, namespace: str, rollout: str, name: str, payload: dict[str, Any]
+) -> dict[str, Any]:
     client = await _client(address, namespace)
     handle = client.get_workflow_handle(rollout)
     try:
@@ -129,14 +133,23 @@ def status(
         print(json.dumps(current, indent=2))
         return
     weights = current.get("weights") or {}
-    console.print(f"[bold]{current['rolloutId']}[/bold] phase [cyan]{current['phase']}[/cyan] step {current['currentStep']} weights {weights.get('stable')}/{weights.get('canary')}")
+    console.print(
+        f"[bold]{current['rolloutId']}[/bold] phase [cyan]{current['phase']}[/cyan] "
+        f"step {current['currentStep']} weights {weights.get('stable')}/{weights.get('canary')}"
+    )
     if current.get("waitingFor"):
         waiting = current["waitingFor"]
-        console.print(f"  waiting for {waiting['kind']} at step {waiting['step']} since {waiting['since']} ({waiting.get('hint', '')})")
+        console.print(
+            f"  waiting for {waiting['kind']} at step {waiting['step']} since {waiting['since']} "
+            f"({waiting.get('hint', '')})"
+        )
     for step in current["steps"]:
         console.print(f"  {step['index']:>2} {step['state']:<8} {step['description']}")
     for approval in current["approvals"]:
-        console.print(f"  approved step {approval['step']} by {approval['by']} at {approval['at']} via {approval['via']} {approval['comment']}")
+        console.print(
+            f"  approved step {approval['step']} by {approval['by']} at {approval['at']} "
+            f"via {approval['via']} {approval['comment']}"
+        )
     if current.get("message"):
         console.print(f"  {current['message']}")
 
@@ -159,17 +172,37 @@ def _message_command(name: str, doc: str, extra: Callable[..., dict[str, Any]]) 
     app.command(name=name)(command)
 
 
-_message_command("approve", "Pass the approval gate the rollout waits at.", lambda comment, step, full: {"comment": comment, **({"step": step} if step is not None else {})})
-_message_command("abort", "Roll back to 100% stable now (--comment is the reason).", lambda comment, step, full: {"reason": comment})
-_message_command("pause", "Hold at the current weights (--comment is the reason).", lambda comment, step, full: {"reason": comment})
+_message_command(
+    "approve",
+    "Pass the approval gate the rollout waits at.",
+    lambda comment, step, full: {"comment": comment, **({"step": step} if step is not None else {})},
+)
+_message_command(
+    "abort",
+    "Roll back to 100% stable now (--comment is the reason).",
+    lambda comment, step, full: {"reason": comment},
+)
+_message_command(
+    "pause",
+    "Hold at the current weights (--comment is the reason).",
+    lambda comment, step, full: {"reason": comment},
+)
 _message_command("resume", "Go on after a pause.", lambda comment, step, full: {"comment": comment})
-_message_command("promote", "Skip the current wait; --full goes straight to 100%.", lambda comment, step, full: {"comment": comment, "full": full})
+_message_command(
+    "promote",
+    "Skip the current wait; --full goes straight to 100%.",
+    lambda comment, step, full: {"comment": comment, "full": full},
+)
 
 
 @app.command()
 def dev(
-    state_dir: Annotated[Path, typer.Option(help="Where the dev server's database, Envoy's files and logs live.")] = Path(".sluice"),
-    fresh: Annotated[bool, typer.Option(help="Reset the route to 100% stable (the database is kept).")] = False,
+    state_dir: Annotated[
+        Path, typer.Option(help="Where the dev server's database, Envoy's files and logs live.")
+    ] = Path(".sluice"),
+    fresh: Annotated[
+        bool, typer.Option(help="Reset the route to 100% stable (the database is kept).")
+    ] = False,
 ) -> None:
     """Run the local stack on loopback until Ctrl-C: Temporal, Envoy, two backends, a worker."""
     stack = LocalStack(state_dir, StackPorts())
@@ -184,11 +217,16 @@ def dev(
         console.print("[bold]sluice dev[/bold] is running (Ctrl-C stops everything):")
         console.print(f"  Temporal      {stack.temporal.address} (database {stack.temporal.db_file})")
         console.print(f"  Temporal UI   http://127.0.0.1:{ports.temporal_ui}")
-        console.print(f"  Envoy         {stack.envoy.url} (admin {stack.envoy.admin_url}, routes {stack.envoy.routes_file})")
+        console.print(
+            f"  Envoy         {stack.envoy.url} (admin {stack.envoy.admin_url}, "
+            f"routes {stack.envoy.routes_file})"
+        )
         console.print(f"  reviews-v1    {stack.stable.url}    reviews-v2 {stack.canary.url}")
         console.print(f"  worker        task queue {stack.task_queue}, log {stack.worker.log_path}")
-        console.print("Start the example: temporal workflow start --type Rollout --task-queue rollouts "
-                      "--workflow-id rollout-default-reviews --input-file examples/reviews-local.json")
+        console.print(
+            "Start the example: temporal workflow start --type Rollout --task-queue rollouts "
+            "--workflow-id rollout-default-reviews --input-file examples/reviews-local.json"
+        )
         stop.wait()
     except KeyboardInterrupt:
         pass
@@ -199,7 +237,9 @@ def dev(
 
 @app.command()
 def demo(
-    interactive: Annotated[bool, typer.Option(help="Wait for you to approve with the temporal CLI instead.")] = False,
+    interactive: Annotated[
+        bool, typer.Option(help="Wait for you to approve with the temporal CLI instead.")
+    ] = False,
     state_dir: Annotated[Path, typer.Option(help="Scratch directory (wiped first).")] = Path(".sluice/demo"),
 ) -> None:
     """Start the local stack, roll reviews-v2 out step by step, show the served split, stop."""
@@ -214,25 +254,16 @@ def main() -> None:
     """Console entry point: clear one-line errors, and a clean exit (see sdk-python#300)."""
     code = 0
     try:
-        returned = app(standalone_mode=False)
-        code = returned if isinstance(returned, int) else 0
+        app()
+    except SystemExit as done:  # typer exits with the command's code (2 for usage errors)
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     except (SpecError, CliError) as error:
         errors.print(f"[red]error:[/red] {error}", highlight=False)
         code = 2
-    except typer.Exit as done:
-        code = done.exit_code
     except KeyboardInterrupt:
         code = 130
-    except Exception as error:
-        import click
-
-        if isinstance(error, click.ClickException):
-            error.show()
-            code = error.exit_code
-        else:
-            raise
     sys.stdout.flush()
     sys.stderr.flush()
     # The Temporal client's Rust runtime can abort a short-lived process at interpreter exit;
     # everything is flushed, so leave without tearing the runtime down.
-    os._exit(code if isinstance(code, int) else 1)
+    os._exit(code)

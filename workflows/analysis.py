@@ -28,8 +28,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from workflows._durations import Duration
 from workflows._base import _SpecModel
+from workflows._durations import Duration
 
 __all__ = [
     "DESTINATION_PLACEHOLDER",
@@ -202,9 +202,7 @@ class MetricSpec(_SpecModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> MetricSpec:
-        sources = [
-            key for key in ("prometheus", "envoy", "compare") if getattr(self, key) is not None
-        ]
+        sources = [key for key in ("prometheus", "envoy", "compare") if getattr(self, key) is not None]
         if len(sources) != 1:
             found = ", ".join(sources) if sources else "none"
             raise ValueError(f"a metric has exactly one of prometheus, envoy, compare, got {found}")

@@ -60,9 +60,7 @@ def format_value(value: float | None) -> str:
     return "no data" if value is None else f"{value:.6g}"
 
 
-def assess_measurement(
-    metric: MetricSpec, value: float | None, error: str | None = None
-) -> Assessment:
+def assess_measurement(metric: MetricSpec, value: float | None, error: str | None = None) -> Assessment:
     """Judge one reading of a ``prometheus`` or ``envoy`` metric against ``max``/``min``.
 
     A provider error is ``Error``; no data (None, NaN) is ``Inconclusive``; a value above ``max``
@@ -79,9 +77,7 @@ def assess_measurement(
     return Assessment("Successful", f"{format_value(value)} within {metric.threshold()}")
 
 
-def compare_samples(
-    stable: Sequence[float], canary: Sequence[float], spec: CompareSpec
-) -> Comparison:
+def compare_samples(stable: Sequence[float], canary: Sequence[float], spec: CompareSpec) -> Comparison:
     """Classify the canary against stable as Kayenta's ``MannWhitneyClassifier`` does.
 
     1. Fewer than ``minSamples`` values on either side: ``Nodata``.
@@ -167,9 +163,7 @@ def compare_samples(
                     f"{spec.allowed_increase:g}: {interval_text}",
                 }
             )
-        return base.model_copy(
-            update={"classification": "High", "reason": f"canary higher: {interval_text}"}
-        )
+        return base.model_copy(update={"classification": "High", "reason": f"canary higher: {interval_text}"})
     if upper < -bound:
         if ratio > spec.allowed_decrease:
             return base.model_copy(
@@ -179,9 +173,7 @@ def compare_samples(
                     f"{spec.allowed_decrease:g}: {interval_text}",
                 }
             )
-        return base.model_copy(
-            update={"classification": "Low", "reason": f"canary lower: {interval_text}"}
-        )
+        return base.model_copy(update={"classification": "Low", "reason": f"canary lower: {interval_text}"})
     return base.model_copy(
         update={"classification": "Pass", "reason": f"no significant shift: {interval_text}"}
     )
@@ -262,9 +254,7 @@ def record_measurement(
     return updated.model_copy(update={"phase": phase, "message": message})
 
 
-def apply_measurements(
-    spec: AnalysisSpec, state: AnalysisState, measured: MeasureResult
-) -> AnalysisState:
+def apply_measurements(spec: AnalysisSpec, state: AnalysisState, measured: MeasureResult) -> AnalysisState:
     """The analysis state after one ``measure_metrics`` round (unknown metric names are ignored:
     they come from an older spec)."""
     metrics = dict(state.metrics)
@@ -295,9 +285,7 @@ def assess_analysis(spec: AnalysisSpec, state: AnalysisState) -> AnalysisOutcome
         if phase in ("Failed", "Error"):
             return AnalysisOutcome(phase="Failed", message=message, metric=metric.name)
         if phase == "Inconclusive" and inconclusive is None:
-            inconclusive = AnalysisOutcome(
-                phase="Inconclusive", message=message, metric=metric.name
-            )
+            inconclusive = AnalysisOutcome(phase="Inconclusive", message=message, metric=metric.name)
     return inconclusive or AnalysisOutcome(phase="Running")
 
 

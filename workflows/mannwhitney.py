@@ -129,9 +129,7 @@ def _tie_sigma(m: int, n: int, ties: Sequence[int]) -> float:
     return math.sqrt(max(m * n / 12 * ((total + 1) - tie_term), 0.0))
 
 
-def _choose_method(
-    m: int, n: int, ties: Sequence[int], method: Method
-) -> Literal["exact", "normal"]:
+def _choose_method(m: int, n: int, ties: Sequence[int], method: Method) -> Literal["exact", "normal"]:
     if method != "auto":
         return method
     no_ties = all(t == 1 for t in ties)

@@ -15,6 +15,7 @@ checks and a refused signal is recorded in ``status.events`` (it cannot answer a
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
@@ -24,11 +25,13 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
     from workflows._durations import format_duration
     from workflows.analysis import AnalysisSpec
+    from workflows.errors import RolloutFailure
     from workflows.judge import apply_measurements, assess_analysis, resume_after_inconclusive
     from workflows.measurements import AnalysisState, MeasureInput, MeasureResult
-    from workflows.errors import RolloutFailure
     from workflows.models import (
         AbortInput,
         ApprovalRecord,
@@ -46,8 +49,6 @@ with workflow.unsafe.imports_passed_through():
         SetWeightsInput,
         Weights,
     )
-    from pydantic import ValidationError
-
     from workflows.spec import (
         ApprovalStep,
         PauseStep,
@@ -104,7 +105,13 @@ class Rollout:
             self._spec = validate_spec(spec)
         except SpecError as error:
             self._spec_error = error
-        service = self._spec.service if self._spec else str(spec.get("service", "")) if isinstance(spec, dict) else ""
+        service = (
+            self._spec.service
+            if self._spec
+            else str(spec.get("service", ""))
+            if isinstance(spec, dict)
+            else ""
+        )
         namespace = self._spec.namespace if self._spec else ""
         self._status = RolloutStatus(
             rollout_id=info.workflow_id,
@@ -164,9 +171,7 @@ class Rollout:
         failure: RolloutFailure | None = None
         try:
             await workflow.wait_condition(
-                lambda: plan.done()
-                or self._abort_request is not None
-                or self._analysis_failure is not None
+                lambda: plan.done() or self._abort_request is not None or self._analysis_failure is not None
             )
         except asyncio.CancelledError:
             failure = RolloutFailure("RolloutCancelled", "the rollout workflow was cancelled")
@@ -201,7 +206,9 @@ class Rollout:
         weights = self._status.weights or Weights(stable=100, canary=0)
         self._status.message = f"rollout complete at {weights.stable}% stable / {weights.canary}% canary"
         if self._status.old_workload and "error" in self._status.old_workload:
-            self._status.message += f"; the old workload was NOT retired: {self._status.old_workload['error']}"
+            self._status.message += (
+                f"; the old workload was NOT retired: {self._status.old_workload['error']}"
+            )
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._status.as_json()
 
@@ -221,7 +228,9 @@ class Rollout:
                 self._mark(index, "running")
                 if step.set_weight is not None:
                     if index not in self._shifted_steps:
-                        await self._shift(index, Weights(stable=100 - step.set_weight, canary=step.set_weight))
+                        await self._shift(
+                            index, Weights(stable=100 - step.set_weight, canary=step.set_weight)
+                        )
                         self._shifted_steps.add(index)
                     await self._bake_after_shift(index)
                 elif step.approval is not None:
@@ -315,7 +324,7 @@ class Rollout:
             await workflow.wait_condition(
                 lambda: condition() or workflow.info().is_continue_as_new_suggested(), timeout=timeout
             )
-        except asyncio.TimeoutError:
+        except builtins.TimeoutError:
             return False
         if condition():
             return True
@@ -337,7 +346,9 @@ class Rollout:
             analysis_started=self._analysis_started,
             analysis_hold=self._analysis_hold,
         )
-        workflow.logger.info("continuing as new", extra={"step": self._status.current_step, "runs": self._status.runs})
+        workflow.logger.info(
+            "continuing as new", extra={"step": self._status.current_step, "runs": self._status.runs}
+        )
         workflow.continue_as_new(args=[spec, checkpoint.model_dump(mode="json")])
 
     def _restore(self, checkpoint: RolloutCheckpoint) -> None:
@@ -348,7 +359,9 @@ class Rollout:
         self._deadlines = dict(checkpoint.deadlines)
         self._last_set = checkpoint.last_set
         self._traffic_touched = checkpoint.traffic_touched
-        self._full_promotion = PromoteInput.model_validate(checkpoint.full_promotion) if checkpoint.full_promotion else None
+        self._full_promotion = (
+            PromoteInput.model_validate(checkpoint.full_promotion) if checkpoint.full_promotion else None
+        )
         self._analysis_state = checkpoint.analysis_state
         self._analysis_started = checkpoint.analysis_started
         self._analysis_hold = checkpoint.analysis_hold
@@ -384,10 +397,21 @@ class Rollout:
                 if outcome.phase == "Failed":
                     self._analysis_failure = outcome.message
                     return
-                if outcome.phase == "Inconclusive" and not self._analysis_hold and self._status.paused is None:
+                if (
+                    outcome.phase == "Inconclusive"
+                    and not self._analysis_hold
+                    and self._status.paused is None
+                ):
                     self._analysis_hold = True
-                    self._status.paused = PauseRecord(by="analysis", reason=outcome.message, at=workflow.now())
-                    self._record("analysisInconclusive", self._status.current_step, by="analysis", detail={"reason": outcome.message})
+                    self._status.paused = PauseRecord(
+                        by="analysis", reason=outcome.message, at=workflow.now()
+                    )
+                    self._record(
+                        "analysisInconclusive",
+                        self._status.current_step,
+                        by="analysis",
+                        detail={"reason": outcome.message},
+                    )
             await workflow.sleep(analysis.interval)
 
     async def _stop_analysis(self) -> None:
@@ -418,7 +442,9 @@ class Rollout:
             observed = found
         else:
             details = found.cause.details if isinstance(found.cause, ApplicationError) else ()
-            observed = RouteState.model_validate(details[0]) if details else RouteState(stable=None, canary=None)
+            observed = (
+                RouteState.model_validate(details[0]) if details else RouteState(stable=None, canary=None)
+            )
         expected = self._last_set or Weights(stable=100, canary=0)
         reason = (
             f"drift: the route holds {observed.stable or 0}/{observed.canary or 0}"
@@ -433,7 +459,9 @@ class Rollout:
         await self._hold_while_paused(index)
         self._status.drift = None
 
-    async def _verify(self, index: int, weights: Weights, *, rolling_back: bool = False) -> SampleResult | None:
+    async def _verify(
+        self, index: int, weights: Weights, *, rolling_back: bool = False
+    ) -> SampleResult | None:
         assert self._spec is not None
         verify = self._spec.verify
         if verify is None:
@@ -441,7 +469,7 @@ class Rollout:
         if not rolling_back:
             self._set_phase("Verifying")
         timeout = verify.request_timeout * (verify.samples / verify.concurrency + 2) + timedelta(seconds=30)
-        result = await workflow.execute_activity(
+        result: SampleResult = await workflow.execute_activity(
             "sample_traffic",
             SampleInput(
                 verify=verify,
@@ -465,7 +493,9 @@ class Rollout:
 
     async def _await_approval(self, index: int, approval: ApprovalStep) -> None:
         await self._check_drift(index)
-        until = self._deadline(f"approval:{index}", approval.timeout) if approval.timeout is not None else None
+        until = (
+            self._deadline(f"approval:{index}", approval.timeout) if approval.timeout is not None else None
+        )
         self._wait("approval", index, until=until, hint="approve (or promote) this step")
         self._set_phase("WaitingForApproval")
         if not await self._wait_until(lambda: index in self._released_steps, until):
@@ -494,7 +524,12 @@ class Rollout:
         if self._status.paused is None:
             return
         paused = self._status.paused
-        self._wait("resume", index, reason=f"paused by {paused.by}" + (f": {paused.reason}" if paused.reason else ""), hint="resume or promote")
+        self._wait(
+            "resume",
+            index,
+            reason=f"paused by {paused.by}" + (f": {paused.reason}" if paused.reason else ""),
+            hint="resume or promote",
+        )
         self._set_phase("Paused")
         await self._wait_until(lambda: self._status.paused is None)
         self._status.waiting_for = None
@@ -568,7 +603,11 @@ class Rollout:
         self._status.waiting_for = None
         self._status.error_type = failure.error_type
         self._status.message = failure.message
-        self._record("rollbackStarted", self._status.current_step, detail={"type": failure.error_type, "reason": failure.message})
+        self._record(
+            "rollbackStarted",
+            self._status.current_step,
+            detail={"type": failure.error_type, "reason": failure.message},
+        )
         workflow.logger.warning("rolling back", extra={"type": failure.error_type, "reason": failure.message})
         message = failure.message
         if self._traffic_touched:
@@ -586,13 +625,19 @@ class Rollout:
                 self._set_phase("RolledBack")
             except ActivityError as error:
                 self._set_phase("Failed")
-                message = f"{failure.message}; rollback to 100% stable failed too: {_failure_from(error).message}"
+                message = (
+                    f"{failure.message}; rollback to 100% stable failed too: {_failure_from(error).message}"
+                )
             else:
                 try:
                     # Traffic is back; the check only records what is served now.
-                    await self._verify(self._status.current_step, Weights(stable=100, canary=0), rolling_back=True)
+                    await self._verify(
+                        self._status.current_step, Weights(stable=100, canary=0), rolling_back=True
+                    )
                 except ActivityError as error:
-                    workflow.logger.warning("post-rollback verification failed", extra={"error": str(error.cause)})
+                    workflow.logger.warning(
+                        "post-rollback verification failed", extra={"error": str(error.cause)}
+                    )
         else:
             self._set_phase("Failed")
             message = f"{failure.message} (no traffic had been changed)"
@@ -607,7 +652,10 @@ class Rollout:
     def _check_approve(self, request: ApproveInput) -> str | None:
         waiting = self._status.waiting_for
         if waiting is None or waiting.kind != "approval":
-            return f"nothing is waiting for approval (phase {self._status.phase}, step {self._status.current_step})"
+            return (
+                "nothing is waiting for approval "
+                f"(phase {self._status.phase}, step {self._status.current_step})"
+            )
         if request.step is not None and request.step != waiting.step:
             return f"the rollout waits for approval at step {waiting.step}, not step {request.step}"
         return None
@@ -647,7 +695,9 @@ class Rollout:
         waiting = self._status.waiting_for
         assert waiting is not None
         self._status.approvals.append(
-            ApprovalRecord(by=request.by, step=waiting.step, at=workflow.now(), comment=request.comment, via=via)
+            ApprovalRecord(
+                by=request.by, step=waiting.step, at=workflow.now(), comment=request.comment, via=via
+            )
         )
         self._released_steps.add(waiting.step)
         self._record("approved", waiting.step, by=request.by, detail={"via": via, "comment": request.comment})
@@ -655,12 +705,19 @@ class Rollout:
 
     def _apply_abort(self, request: AbortInput, via: Via) -> MessageResult:
         self._abort_request = request
-        self._record("abortRequested", self._status.current_step, by=request.by, detail={"via": via, "reason": request.reason})
+        self._record(
+            "abortRequested",
+            self._status.current_step,
+            by=request.by,
+            detail={"via": via, "reason": request.reason},
+        )
         return self._answer(f"abort requested by {request.by}: rolling back to 100% stable")
 
     def _apply_pause(self, request: PauseInput, via: Via) -> MessageResult:
         self._status.paused = PauseRecord(by=request.by, reason=request.reason, at=workflow.now())
-        self._record("paused", self._status.current_step, by=request.by, detail={"via": via, "reason": request.reason})
+        self._record(
+            "paused", self._status.current_step, by=request.by, detail={"via": via, "reason": request.reason}
+        )
         return self._answer(f"paused by {request.by}; holding at the current weights")
 
     def _apply_resume(self, request: ResumeInput, via: Via) -> MessageResult:
@@ -671,7 +728,12 @@ class Rollout:
         waiting = self._status.waiting_for
         if waiting is not None and waiting.kind == "resume":
             self._released_steps.add(waiting.step)
-        self._record("resumed", self._status.current_step, by=request.by, detail={"via": via, "comment": request.comment})
+        self._record(
+            "resumed",
+            self._status.current_step,
+            by=request.by,
+            detail={"via": via, "comment": request.comment},
+        )
         return self._answer(f"resumed by {request.by}")
 
     def _apply_promote(self, request: PromoteInput, via: Via) -> MessageResult:
@@ -684,12 +746,26 @@ class Rollout:
             self._released_steps.add(waiting.step)
             if waiting.kind == "approval":
                 self._status.approvals.append(
-                    ApprovalRecord(by=request.by, step=waiting.step, at=workflow.now(), comment=request.comment, via=via, kind="promote")
+                    ApprovalRecord(
+                        by=request.by,
+                        step=waiting.step,
+                        at=workflow.now(),
+                        comment=request.comment,
+                        via=via,
+                        kind="promote",
+                    )
                 )
         if request.full:
             self._full_promotion = request
-        self._record("promoted", self._status.current_step, by=request.by, detail={"via": via, "full": request.full, "comment": request.comment})
-        return self._answer(f"promoted by {request.by}" + (": going straight to 100% canary" if request.full else ""))
+        self._record(
+            "promoted",
+            self._status.current_step,
+            by=request.by,
+            detail={"via": via, "full": request.full, "comment": request.comment},
+        )
+        return self._answer(
+            f"promoted by {request.by}" + (": going straight to 100% canary" if request.full else "")
+        )
 
     def _handle_signal(
         self,
@@ -704,13 +780,17 @@ class Rollout:
             refusal = check(request)
         if refusal is not None:
             by = str(payload.get("by", "")) if isinstance(payload, dict) else ""
-            self._record("signalRefused", self._status.current_step, by=by, detail={"signal": name, "reason": refusal})
+            self._record(
+                "signalRefused", self._status.current_step, by=by, detail={"signal": name, "reason": refusal}
+            )
             workflow.logger.warning("signal refused", extra={"signal": name, "reason": refusal, "by": by})
             return
         assert request is not None
         apply(request, "signal")
 
-    def _validate(self, name: str, payload: Any, model: type[Request], check: Callable[[Request], str | None]) -> None:
+    def _validate(
+        self, name: str, payload: Any, model: type[Request], check: Callable[[Request], str | None]
+    ) -> None:
         """Update validator: refuse (the caller gets the reason) without touching history."""
         request, refusal = _parse(name, payload, model)
         if request is not None:
@@ -820,8 +900,18 @@ class Rollout:
         if self._search_attributes:
             workflow.upsert_search_attributes([PHASE_SEARCH_ATTRIBUTE.value_set(phase)])
 
-    def _wait(self, kind: Literal["approval", "resume", "bake"], index: int, *, until: Any = None, reason: str = "", hint: str = "") -> None:
-        self._status.waiting_for = WaitingFor(kind=kind, step=index, since=workflow.now(), until=until, reason=reason, hint=hint)
+    def _wait(
+        self,
+        kind: Literal["approval", "resume", "bake"],
+        index: int,
+        *,
+        until: Any = None,
+        reason: str = "",
+        hint: str = "",
+    ) -> None:
+        self._status.waiting_for = WaitingFor(
+            kind=kind, step=index, since=workflow.now(), until=until, reason=reason, hint=hint
+        )
 
     def _mark(self, index: int, state: Literal["pending", "running", "done", "skipped"]) -> None:
         view = self._status.steps[index]
@@ -832,10 +922,14 @@ class Rollout:
             view.finished_at = workflow.now()
 
     def _record(self, event: str, step: int, *, by: str = "", detail: dict[str, Any] | None = None) -> None:
-        self._status.events.append(EventRecord(at=workflow.now(), event=event, step=step, by=by, detail=detail or {}))
+        self._status.events.append(
+            EventRecord(at=workflow.now(), event=event, step=step, by=by, detail=detail or {})
+        )
 
     def _answer(self, message: str) -> MessageResult:
-        return MessageResult(accepted=True, message=message, phase=self._status.phase, current_step=self._status.current_step)
+        return MessageResult(
+            accepted=True, message=message, phase=self._status.phase, current_step=self._status.current_step
+        )
 
     def _canary_weight(self) -> int:
         return self._status.weights.canary if self._status.weights else 0
@@ -854,7 +948,7 @@ def _parse(name: str, payload: Any, model: type[Request]) -> tuple[Request | Non
     if hasattr(payload, "model_dump"):  # a Python client sent the model itself
         payload = payload.model_dump(by_alias=True)
     if not isinstance(payload, dict):
-        return None, f"{name}: payload must be a JSON object like {{\"by\": \"alice\"}}, got {payload!r}"
+        return None, f'{name}: payload must be a JSON object like {{"by": "alice"}}, got {payload!r}'
     try:
         return model.model_validate(payload), None
     except ValidationError as error:

@@ -13,8 +13,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
@@ -60,9 +58,7 @@ class SpecError(ValueError):
 
 def _dns_name(value: str) -> str:
     if not value or len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
-        raise ValueError(
-            f"must be a lowercase DNS name (letters, digits, '-', '.'), got {value!r}"
-        )
+        raise ValueError(f"must be a lowercase DNS name (letters, digits, '-', '.'), got {value!r}")
     return value
 
 
@@ -190,8 +186,7 @@ class Step(_SpecModel):
                 )
         elif data is not None:
             raise ValueError(
-                "a step is a mapping like {setWeight: 10} or {approval: {}}, "
-                f"got {data!r}"
+                f"a step is a mapping like {{setWeight: 10}} or {{approval: {{}}}}, got {data!r}"
             )
         return data
 
@@ -339,9 +334,7 @@ def _format_error(error: Any) -> list[str]:
     path = _format_location(loc, set(ROUTER_KINDS))
     if kind == "extra_forbidden":
         if len(loc) == 3 and loc[0] == "steps" and isinstance(loc[1], int):
-            return [
-                f"{path}: unknown step kind (expected one of setWeight, approval, pause, removeOld)"
-            ]
+            return [f"{path}: unknown step kind (expected one of setWeight, approval, pause, removeOld)"]
         return [f"{path}: unknown key"]
     if kind == "missing":
         return [f"{path}: required"]

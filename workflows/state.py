@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from workflows._durations import format_duration
+from workflows.measurements import AnalysisState
 from workflows.models import (
     ApprovalRecord,
     EventRecord,
@@ -16,7 +17,6 @@ from workflows.models import (
     Weights,
     _Model,
 )
-from workflows.measurements import AnalysisState
 from workflows.spec import RolloutSpec, Step
 
 __all__ = [

@@ -70,10 +70,7 @@ def _snapshot(text: str, cluster: str, at: datetime) -> EnvoySnapshot:
         seen_cluster = True
         if name == "envoy_cluster_upstream_rq_completed":
             completed = value
-        elif (
-            name == "envoy_cluster_upstream_rq_xx"
-            and labels.get("envoy_response_code_class") == "5"
-        ):
+        elif name == "envoy_cluster_upstream_rq_xx" and labels.get("envoy_response_code_class") == "5":
             errors = value  # absent until the cluster's first 5xx: then it stays 0 here
         elif name == "envoy_cluster_upstream_rq_time_bucket":
             bound = labels.get("le", "")
@@ -108,9 +105,7 @@ def _quantile(q: float, buckets: list[tuple[float, float]], total: float) -> flo
         if count >= rank:
             if count == lower_count:
                 return bound
-            return lower_bound + (bound - lower_bound) * (rank - lower_count) / (
-                count - lower_count
-            )
+            return lower_bound + (bound - lower_bound) * (rank - lower_count) / (count - lower_count)
         lower_bound, lower_count = bound, count
     # the rank lies in the +Inf bucket: the highest finite bound is all that is known
     return lower_bound
@@ -129,9 +124,7 @@ def delta_value(measure: str, before: EnvoySnapshot, after: EnvoySnapshot) -> fl
         if total <= 0:
             return None
         earlier = dict(before.latency_buckets)
-        deltas = [
-            (bound, count - earlier.get(bound, 0.0)) for bound, count in after.latency_buckets
-        ]
+        deltas = [(bound, count - earlier.get(bound, 0.0)) for bound, count in after.latency_buckets]
         return _quantile(0.99, deltas, total)
     raise MetricProviderError(f"unknown envoy measure {measure!r}")
 

@@ -56,9 +56,7 @@ class PrometheusProvider:
                     f"({_labels(result)}); it must return one (aggregate it, e.g. with sum(...))"
                 )
             return _number(result[0].get("value"))
-        raise MetricProviderError(
-            f"{self._where}: the query returned a {kind}; it must return one number"
-        )
+        raise MetricProviderError(f"{self._where}: the query returned a {kind}; it must return one number")
 
     async def is_online(self) -> bool:
         """True when Prometheus answers ``vector(1)`` with 1 (Flagger's check)."""
@@ -82,9 +80,7 @@ class PrometheusProvider:
         )
         result = data.get("result")
         if data.get("resultType") != "matrix" or not isinstance(result, list):
-            raise MetricProviderError(
-                f"{self._where}: the range query returned a {data.get('resultType')}"
-            )
+            raise MetricProviderError(f"{self._where}: the range query returned a {data.get('resultType')}")
         if not result:
             return []
         if len(result) > 1:

@@ -24,9 +24,7 @@ class DryRunRouter:
 
     def get_routes(self) -> RouteState:
         with _LOCK:
-            return _ROUTES.get(
-                self.key, RouteState(stable=100, canary=None, description=self.description)
-            )
+            return _ROUTES.get(self.key, RouteState(stable=100, canary=None, description=self.description))
 
     def set_routes(self, weights: Weights) -> RouteState:
         return self._record(RouteState(stable=weights.stable, canary=weights.canary))

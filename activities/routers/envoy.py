@@ -80,9 +80,7 @@ class EnvoyRouter:
 
     def finalize(self) -> RouteState:
         def edit(action: dict[str, Any]) -> None:
-            others = sorted(
-                {e["name"] for e in self._clusters(action)} - {self.stable, self.canary}
-            )
+            others = sorted({e["name"] for e in self._clusters(action)} - {self.stable, self.canary})
             if others:
                 raise RouteInvalid(
                     f"{self.description}: the route also sends to {', '.join(others)}; "
@@ -147,9 +145,7 @@ class EnvoyRouter:
             text = json.dumps(document, indent=2) + "\n"
         else:
             text = yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
-        fd, temp_name = tempfile.mkstemp(
-            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
-        )
+        fd, temp_name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w") as handle:
                 handle.write(text)
@@ -179,14 +175,14 @@ class EnvoyRouter:
             )
         config = configs[0]
         if config.get("@type", _ROUTE_CONFIG_TYPE) != _ROUTE_CONFIG_TYPE:
-            raise RouteInvalid(f"{self.description}: resource is a {config.get('@type')}, not a RouteConfiguration")
+            raise RouteInvalid(
+                f"{self.description}: resource is a {config.get('@type')}, not a RouteConfiguration"
+            )
         hosts = config.get("virtual_hosts") or []
         if self.spec.virtual_host is not None:
             hosts = [h for h in hosts if h.get("name") == self.spec.virtual_host]
         if not hosts:
-            raise RouteNotFound(
-                f"{self.description}: no virtual host {self.spec.virtual_host or '(any)'}"
-            )
+            raise RouteNotFound(f"{self.description}: no virtual host {self.spec.virtual_host or '(any)'}")
         routes = hosts[0].get("routes") or []
         if self.spec.route is not None:
             routes = [r for r in routes if r.get("name") == self.spec.route]
@@ -204,9 +200,7 @@ class EnvoyRouter:
             return [{"name": action["cluster"], "weight": 100}]
         clusters = (action.get("weighted_clusters") or {}).get("clusters")
         if not isinstance(clusters, list):
-            raise RouteInvalid(
-                f"{self.description}: the route has neither cluster nor weighted_clusters"
-            )
+            raise RouteInvalid(f"{self.description}: the route has neither cluster nor weighted_clusters")
         return clusters
 
     def _state(self, action: dict[str, Any], document: dict[str, Any]) -> RouteState:

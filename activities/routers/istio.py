@@ -28,12 +28,8 @@ from workflows.spec import Destination, IstioRouterSpec
 __all__ = ["DESTINATION_RULE", "VIRTUAL_SERVICE", "IstioRouter"]
 
 # v1 since Istio 1.22; v1beta1 for older control planes, which serve the same schema.
-VIRTUAL_SERVICE = ObjectKind(
-    "networking.istio.io", "virtualservices", "VirtualService", ("v1", "v1beta1")
-)
-DESTINATION_RULE = ObjectKind(
-    "networking.istio.io", "destinationrules", "DestinationRule", ("v1", "v1beta1")
-)
+VIRTUAL_SERVICE = ObjectKind("networking.istio.io", "virtualservices", "VirtualService", ("v1", "v1beta1"))
+DESTINATION_RULE = ObjectKind("networking.istio.io", "destinationrules", "DestinationRule", ("v1", "v1beta1"))
 
 
 class IstioRouter:

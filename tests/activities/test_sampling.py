@@ -41,9 +41,7 @@ def request(
     concurrency: int = 10,
 ) -> SampleInput:
     return SampleInput(
-        verify=VerifySpec(
-            url=url, samples=samples, header=header, match=match, concurrency=concurrency
-        ),
+        verify=VerifySpec(url=url, samples=samples, header=header, match=match, concurrency=concurrency),
         weights=Weights(stable=stable, canary=canary),
         stable_value=stable_value,
         canary_value=canary_value,
@@ -70,9 +68,7 @@ class Routed:
             route_config="reviews",
             admin=proxy.admin_url,
         )
-        self.router = EnvoyRouter(
-            spec, Destination(host="reviews-v1"), Destination(host="reviews-v2")
-        )
+        self.router = EnvoyRouter(spec, Destination(host="reviews-v1"), Destination(host="reviews-v2"))
 
     @property
     def url(self) -> str:

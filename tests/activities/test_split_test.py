@@ -59,9 +59,10 @@ def test_matches_scipy_over_every_count_of_one_sample_size() -> None:
     for p in (0.1, 0.5, 0.9, 0.37):
         for k in range(201):
             expected = binomtest(k, 200, p).pvalue
-            assert binomial_two_sided_p_value(k, 200, p) == pytest.approx(
-                expected, rel=1e-6, abs=1e-300
-            ), (k, p)
+            assert binomial_two_sided_p_value(k, 200, p) == pytest.approx(expected, rel=1e-6, abs=1e-300), (
+                k,
+                p,
+            )
 
 
 def test_zero_and_one_are_exact() -> None:

@@ -59,9 +59,7 @@ async def test_scale_to_zero(kube: KubeEmulator) -> None:
     scale = await (await kube.get(DEPLOYMENT.path("v1", "default", "reviews-v1") + "/scale")).json()
     assert (scale["kind"], scale["spec"]["replicas"]) == ("Scale", 0)
     # The write went to the scale subresource (what the Role grants), not to the Deployment.
-    assert [(method, path.rsplit("/", 1)[-1]) for method, path, _ in kube.writes] == [
-        ("PATCH", "scale")
-    ]
+    assert [(method, path.rsplit("/", 1)[-1]) for method, path, _ in kube.writes] == [("PATCH", "scale")]
 
 
 async def test_scale_to_zero_twice_writes_once(kube: KubeEmulator) -> None:

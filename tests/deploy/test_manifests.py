@@ -54,10 +54,7 @@ def yaml_files() -> list[Path]:
 
 def kustomizations() -> list[tuple[Path, dict[str, Any]]]:
     return [
-        (path, doc)
-        for path in yaml_files()
-        for doc in documents(path)
-        if doc.get("kind") in KUSTOMIZE_KINDS
+        (path, doc) for path in yaml_files() for doc in documents(path) if doc.get("kind") in KUSTOMIZE_KINDS
     ]
 
 
@@ -251,9 +248,7 @@ def test_dockerfile_runs_the_worker_as_non_root() -> None:
     assert user_lines and user_lines[-1].split(":")[0] not in {"0", "root"}
     assert 'ENTRYPOINT ["python", "-m", "worker"]' in text
     copied = {
-        line.split()[1]
-        for line in text.splitlines()
-        if line.startswith("COPY ") and "--from" not in line
+        line.split()[1] for line in text.splitlines() if line.startswith("COPY ") and "--from" not in line
     }
     for package in ("workflows", "activities", "worker", "sluice", "pyproject.toml"):
         assert package in copied, f"the image lacks {package}"
@@ -292,16 +287,12 @@ def test_istio_example_is_the_90_10_host_level_split() -> None:
 async def drive(kube: KubeEmulator, spec: RolloutSpec) -> list[dict[str, Any]]:
     """0 → each setWeight → finalize, as the workflow will; the object after each write."""
     router = build_router(
-        RouteInput(
-            router=spec.router, namespace=spec.namespace, stable=spec.stable, canary=spec.canary
-        )
+        RouteInput(router=spec.router, namespace=spec.namespace, stable=spec.stable, canary=spec.canary)
     )
     kind = ISTIO_VIRTUAL_SERVICE if spec.router.kind == "istio" else GATEWAY_HTTP_ROUTE
     seen = []
     for weight in [0] + [s.set_weight for s in spec.steps if s.set_weight is not None]:
-        state = await asyncio.to_thread(
-            router.set_routes, Weights(stable=100 - weight, canary=weight)
-        )
+        state = await asyncio.to_thread(router.set_routes, Weights(stable=100 - weight, canary=weight))
         assert (state.stable, state.canary) == (100 - weight, weight)
         seen.append(await read_back(kube, kind, "reviews", spec.namespace))
     final = await asyncio.to_thread(router.finalize)
@@ -330,9 +321,7 @@ async def test_gateway_example_rollout_drives_the_example_route(kube: KubeEmulat
     spec = example_spec("rollout-reviews-gateway-api.yaml")
     for obj in await drive(kube, spec):
         assert schema_errors(obj, "gateway-httproute.json") == []
-    assert obj["spec"]["rules"][0]["backendRefs"] == [
-        {"name": "reviews-v2", "port": 9080, "weight": 100}
-    ]
+    assert obj["spec"]["rules"][0]["backendRefs"] == [{"name": "reviews-v2", "port": 9080, "weight": 100}]
     remove_old = spec.steps[-1].remove_old
     assert remove_old is not None and remove_old.deployment == "reviews-v1"
     result = await asyncio.to_thread(

@@ -143,9 +143,7 @@ def _cluster(name: str, port: int) -> dict[str, object]:
                     "lb_endpoints": [
                         {
                             "endpoint": {
-                                "address": {
-                                    "socket_address": {"address": LOOPBACK, "port_value": port}
-                                }
+                                "address": {"socket_address": {"address": LOOPBACK, "port_value": port}}
                             }
                         }
                     ]
@@ -155,12 +153,9 @@ def _cluster(name: str, port: int) -> dict[str, object]:
     }
 
 
-def _bootstrap(
-    listen_port: int, admin_port: int, backends: dict[str, Backend]
-) -> dict[str, object]:
+def _bootstrap(listen_port: int, admin_port: int, backends: dict[str, Backend]) -> dict[str, object]:
     routes = [
-        {"match": {"prefix": f"/{name}/"}, "route": {"cluster": name, "timeout": "10s"}}
-        for name in backends
+        {"match": {"prefix": f"/{name}/"}, "route": {"cluster": name, "timeout": "10s"}} for name in backends
     ]
     return {
         "admin": {"address": {"socket_address": {"address": LOOPBACK, "port_value": admin_port}}},

@@ -151,9 +151,7 @@ class KubeEmulator(KubernetesEmulator):
     """
 
     kinds: tuple[Kind, ...] = DEFAULT_KINDS
-    _served: dict[tuple[str, str], tuple[Kind, tuple[str, ...]]] = attrs.field(
-        factory=dict, init=False
-    )
+    _served: dict[tuple[str, str], tuple[Kind, tuple[str, ...]]] = attrs.field(factory=dict, init=False)
     _store: dict[StoreKey, dict[str, Any]] = attrs.field(factory=dict, init=False)
     _revision: int = attrs.field(default=1000, init=False)
     _store_lock: threading.RLock = attrs.field(factory=threading.RLock, init=False)
@@ -214,9 +212,7 @@ class KubeEmulator(KubernetesEmulator):
             self._store[key] = self._bumped(obj, self._store[key])
             return copy.deepcopy(self._store[key])
 
-    def before_write(
-        self, kind: Kind, hook: Callable[[KubeEmulator], None], name: str | None = None
-    ) -> None:
+    def before_write(self, kind: Kind, hook: Callable[[KubeEmulator], None], name: str | None = None) -> None:
         """Run ``hook(emulator)`` once, just before the next write to ``kind`` (and ``name``)."""
         self._hooks.append((kind, name, hook))
 
@@ -242,9 +238,7 @@ class KubeEmulator(KubernetesEmulator):
             500: f"Internal error occurred: injected fault on {target}",
             503: "the server is currently unable to handle the request",
         }.get(status, f"injected {status} on {target}")
-        self._react(
-            method, kind, name, times, status, status_body(status, text, kind=kind, name=name)
-        )
+        self._react(method, kind, name, times, status, status_body(status, text, kind=kind, name=name))
 
     def forbid(
         self,
@@ -314,9 +308,7 @@ class KubeEmulator(KubernetesEmulator):
             return None
         return self._served.get((ref.group, ref.plural))
 
-    async def _answer_by_reaction(
-        self, request: rendering.Request
-    ) -> aiohttp.web.StreamResponse | None:
+    async def _answer_by_reaction(self, request: rendering.Request) -> aiohttp.web.StreamResponse | None:
         """What a user reaction answers, if one matches (kmock's loop minus its fallbacks)."""
         candidates = [p for p in self._payloads if -math.inf not in p.priorities]
         candidates.sort(key=lambda p: tuple(-x for x in p.priorities))
@@ -412,8 +404,7 @@ class KubeEmulator(KubernetesEmulator):
         if meta.get("name") not in (None, key[3]):
             raise _Refused(
                 400,
-                f"the name of the object ({meta.get('name')}) does not match the name on "
-                f"the URL ({key[3]})",
+                f"the name of the object ({meta.get('name')}) does not match the name on the URL ({key[3]})",
             )
         self._run_hooks(kind, key[3])
         current = self._existing(kind, key)  # a hook may have changed it
@@ -437,9 +428,7 @@ class KubeEmulator(KubernetesEmulator):
             # the objects sluicegate edits never patch (it replaces whole objects instead).
             if not isinstance(patch, dict):
                 raise _Refused(400, f"a {media} body must be a JSON object")
-            self._check_version(
-                kind, key, (patch.get("metadata") or {}).get("resourceVersion"), current
-            )
+            self._check_version(kind, key, (patch.get("metadata") or {}).get("resourceVersion"), current)
             new = _merge_patch(current, patch)
         else:
             raise _Refused(415, f"the body of the request was in an unknown format: {media}")
@@ -460,9 +449,7 @@ class KubeEmulator(KubernetesEmulator):
         if method == "PATCH" and media == "application/json-patch+json":
             scale = _json_patch(scale, body if isinstance(body, list) else [])
         elif isinstance(body, dict):
-            self._check_version(
-                kind, key, (body.get("metadata") or {}).get("resourceVersion"), current
-            )
+            self._check_version(kind, key, (body.get("metadata") or {}).get("resourceVersion"), current)
             scale = _merge_patch(scale, body) if method == "PATCH" else body
         else:
             raise _Refused(400, "a Scale must be a JSON object")
@@ -542,8 +529,7 @@ def _scale_of(deployment: dict[str, Any]) -> dict[str, Any]:
         "apiVersion": "autoscaling/v1",
         "kind": "Scale",
         "metadata": {
-            key: meta[key]
-            for key in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            key: meta[key] for key in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
         },
         "spec": {"replicas": (deployment.get("spec") or {}).get("replicas", 1)},
         "status": {

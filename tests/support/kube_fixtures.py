@@ -84,8 +84,7 @@ def crd_schema(filename: str) -> dict[str, Any]:
     path = SCHEMA_DIR / filename
     if not path.is_file():
         message = (
-            f"{path} is missing: the upstream CRD schemas must sit in ../shared/schemas "
-            "beside the clone"
+            f"{path} is missing: the upstream CRD schemas must sit in ../shared/schemas beside the clone"
         )
         if os.environ.get("CI"):
             pytest.fail(message)
@@ -96,9 +95,7 @@ def crd_schema(filename: str) -> dict[str, Any]:
 def schema_errors(obj: dict[str, Any], filename: str) -> list[str]:
     """Every place where ``obj`` breaks the CRD schema (empty when it validates)."""
     schema = crd_schema(filename)
-    validator_class = jsonschema.validators.validator_for(
-        schema, default=jsonschema.Draft7Validator
-    )
+    validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
     validator = validator_class(schema)
     return sorted(
         f"{'.'.join(map(str, error.absolute_path)) or '(root)'}: {error.message}"

@@ -25,9 +25,7 @@ __all__ = ["PrometheusServer", "prometheus_binary", "start_prometheus"]
 def prometheus_binary() -> str:
     """``/usr/bin/prometheus`` (apt-get install prometheus), else PATH."""
     candidate = "/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None
-    return require_binary(
-        candidate or shutil.which("prometheus"), "prometheus (apt-get install prometheus)"
-    )
+    return require_binary(candidate or shutil.which("prometheus"), "prometheus (apt-get install prometheus)")
 
 
 @dataclass

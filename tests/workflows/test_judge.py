@@ -94,9 +94,7 @@ def metric(**overrides: object) -> MetricSpec:
     return MetricSpec.model_validate(data)
 
 
-def measurement(
-    verdict: Verdict, value: float | None = None, name: str = "error-rate"
-) -> Measurement:
+def measurement(verdict: Verdict, value: float | None = None, name: str = "error-rate") -> Measurement:
     return Measurement(metric=name, value=value, verdict=verdict, message=verdict.lower(), at=T0)
 
 
@@ -196,9 +194,7 @@ def test_assess_measurement() -> None:
 def test_failure_limit_tolerates_exactly_the_limit() -> None:
     spec = metric(failureLimit=1)
     assert assess_metric(spec, [measurement("Failed", 0.2)]) == "Running"
-    assert (
-        assess_metric(spec, [measurement("Failed", 0.2), measurement("Successful", 0)]) == "Running"
-    )
+    assert assess_metric(spec, [measurement("Failed", 0.2), measurement("Successful", 0)]) == "Running"
     history = [measurement("Failed", 0.2), measurement("Successful", 0), measurement("Failed", 0.3)]
     assert assess_metric(spec, history) == "Failed"  # failures count in total, not in a row
     assert assess_metric(metric(), [measurement("Failed", 0.2)]) == "Failed"  # default 0
@@ -208,9 +204,7 @@ def test_consecutive_errors_fail_only_in_a_row() -> None:
     spec = metric()  # consecutiveErrorLimit 4
     assert assess_metric(spec, [measurement("Error")] * 4) == "Running"
     assert assess_metric(spec, [measurement("Error")] * 5) == "Error"
-    broken = (
-        [measurement("Error")] * 4 + [measurement("Successful", 0)] + [measurement("Error")] * 4
-    )
+    broken = [measurement("Error")] * 4 + [measurement("Successful", 0)] + [measurement("Error")] * 4
     result = tally(spec, broken)
     assert result.phase == "Running" and result.error == 8 and result.consecutive_error == 4
     # an inconclusive reading also breaks the streak: the provider answered
@@ -264,9 +258,7 @@ def test_analysis_failure_names_metric_value_and_threshold() -> None:
         verdict, message = assess_measurement(error_rate, round_value)
         measured = MeasureResult(
             measurements=[
-                Measurement(
-                    metric="error-rate", value=round_value, verdict=verdict, message=message, at=T0
-                ),
+                Measurement(metric="error-rate", value=round_value, verdict=verdict, message=message, at=T0),
                 Measurement(metric="canary-latency", value=12.0, verdict="Successful", at=T0),
                 Measurement(metric="from-an-older-spec", value=1.0, verdict="Failed", at=T0),
             ],
@@ -312,15 +304,11 @@ def test_published_example() -> None:
     exact = mann_whitney_u(HW_X, HW_Y, alternative="greater")
     assert exact.u == 35 and exact.method == "exact"
     assert exact.p_value == pytest.approx(0.1272, abs=5e-5)
-    large_sample = mann_whitney_u(
-        HW_X, HW_Y, alternative="greater", method="normal", continuity=False
-    )
+    large_sample = mann_whitney_u(HW_X, HW_Y, alternative="greater", method="normal", continuity=False)
     assert large_sample.p_value == pytest.approx(0.1103, abs=5e-5)
     # R: wilcox.test(x, y, conf.int = TRUE) -> 95% CI -0.15 0.76, difference in location 0.305
     interval = shift_interval(HW_X, HW_Y)
-    assert (interval.lower, interval.upper, interval.estimate) == pytest.approx(
-        (-0.15, 0.76, 0.305)
-    )
+    assert (interval.lower, interval.upper, interval.estimate) == pytest.approx((-0.15, 0.76, 0.305))
 
 
 def test_u_distribution_counts_every_ordering() -> None:
@@ -465,7 +453,5 @@ def test_pure_modules_import_nothing_a_workflow_sandbox_refuses() -> None:
         "{'httpx', 'scipy', 'numpy', 'temporalio', 'activities', 'kubernetes'})\n"
         "print(','.join(bad))"
     )
-    output = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert output.stdout.strip() == ""

@@ -20,6 +20,7 @@ from temporalio.worker import Worker
 
 from activities import ALL_ACTIVITIES
 from activities.routers.dry_run import DryRunRouter
+from tests.support.rollouts import dry_run_spec, wait_for_status
 from worker.main import build_worker
 from workflows.models import (
     AbortInput,
@@ -35,7 +36,6 @@ from workflows.models import (
 )
 from workflows.rollout import Rollout
 from workflows.spec import Destination
-from tests.support.rollouts import dry_run_spec, wait_for_status
 
 
 @pytest.fixture
@@ -45,7 +45,9 @@ async def worker(client: Client, task_queue: str) -> AsyncIterator[Worker]:
 
 
 async def start(client: Client, task_queue: str, spec: dict[str, Any]) -> WorkflowHandle[Any, Any]:
-    return await client.start_workflow("Rollout", spec, id=f"rollout-test-{uuid.uuid4()}", task_queue=task_queue)
+    return await client.start_workflow(
+        "Rollout", spec, id=f"rollout-test-{uuid.uuid4()}", task_queue=task_queue
+    )
 
 
 def waiting_at(step: int) -> Callable[[dict[str, Any]], bool]:
@@ -70,7 +72,9 @@ async def failure_of(handle: WorkflowHandle[Any, Any]) -> ApplicationError:
     return cause
 
 
-async def test_default_plan_runs_to_completion_with_approvals_recorded(client: Client, task_queue: str, worker: Worker) -> None:
+async def test_default_plan_runs_to_completion_with_approvals_recorded(
+    client: Client, task_queue: str, worker: Worker
+) -> None:
     spec = dry_run_spec()
     handle = await start(client, task_queue, spec)
 
@@ -83,7 +87,9 @@ async def test_default_plan_runs_to_completion_with_approvals_recorded(client: C
     assert status["waitingFor"]["kind"] == "approval"
 
     for step, expected in ((2, {"stable": 50, "canary": 50}), (4, {"stable": 0, "canary": 100}), (6, None)):
-        result = await handle.execute_update("approve", ApproveInput(by="alice", step=step, comment=f"ok {step}"))
+        result = await handle.execute_update(
+            "approve", ApproveInput(by="alice", step=step, comment=f"ok {step}")
+        )
         assert result["accepted"] and result["currentStep"] == step
         if expected is not None:
             status = await wait_for_status(handle, waiting_at(step + 2))
@@ -98,14 +104,20 @@ async def test_default_plan_runs_to_completion_with_approvals_recorded(client: C
         ("alice", 6, "ok 6", "update"),
     ]
     assert all(step["state"] == "done" for step in summary["steps"])
-    weights_set = [(e["step"], e["detail"]["canary"]) for e in summary["events"] if e["event"] == "weightsSet"]
+    weights_set = [
+        (e["step"], e["detail"]["canary"]) for e in summary["events"] if e["event"] == "weightsSet"
+    ]
     assert weights_set == [(0, 0), (1, 10), (3, 50), (5, 100)]
     route = dry_route(spec)
     assert (route.stable, route.canary) == (None, 100)
 
 
 async def test_updates_refuse_with_a_reason(client: Client, task_queue: str, worker: Worker) -> None:
-    handle = await start(client, task_queue, dry_run_spec([{"setWeight": 10}, {"pause": {}}, {"approval": {}}, {"setWeight": 100}]))
+    handle = await start(
+        client,
+        task_queue,
+        dry_run_spec([{"setWeight": 10}, {"pause": {}}, {"approval": {}}, {"setWeight": 100}]),
+    )
     await wait_for_status(handle, lambda s: s["phase"] == "Paused")
 
     with pytest.raises(WorkflowUpdateFailedError) as refused:
@@ -133,8 +145,12 @@ async def test_updates_refuse_with_a_reason(client: Client, task_queue: str, wor
     assert (await handle.result())["phase"] == "Succeeded"
 
 
-async def test_signals_approve_and_refused_signals_are_recorded(client: Client, task_queue: str, worker: Worker) -> None:
-    handle = await start(client, task_queue, dry_run_spec([{"setWeight": 10}, {"approval": {}}, {"setWeight": 100}]))
+async def test_signals_approve_and_refused_signals_are_recorded(
+    client: Client, task_queue: str, worker: Worker
+) -> None:
+    handle = await start(
+        client, task_queue, dry_run_spec([{"setWeight": 10}, {"approval": {}}, {"setWeight": 100}])
+    )
     await wait_for_status(handle, waiting_at(2))
 
     await handle.signal("approve", ApproveInput(by="mallory", step=7))
@@ -179,8 +195,12 @@ async def test_cancel_rolls_back_to_stable(client: Client, task_queue: str, work
     assert (dry_route(spec).stable, dry_route(spec).canary) == (100, 0)
 
 
-async def test_pause_holds_between_steps_and_resume_goes_on(client: Client, task_queue: str, worker: Worker) -> None:
-    spec = dry_run_spec([{"setWeight": 10}, {"approval": {}}, {"setWeight": 60}, {"approval": {}}, {"setWeight": 100}])
+async def test_pause_holds_between_steps_and_resume_goes_on(
+    client: Client, task_queue: str, worker: Worker
+) -> None:
+    spec = dry_run_spec(
+        [{"setWeight": 10}, {"approval": {}}, {"setWeight": 60}, {"approval": {}}, {"setWeight": 100}]
+    )
     handle = await start(client, task_queue, spec)
     await wait_for_status(handle, waiting_at(2))
     await handle.execute_update("pause", PauseInput(by="erin", reason="holiday"))
@@ -201,7 +221,9 @@ async def test_pause_holds_between_steps_and_resume_goes_on(client: Client, task
     assert (await handle.result())["phase"] == "Succeeded"
 
 
-async def test_promote_skips_a_gate_and_full_promotion_goes_to_100(client: Client, task_queue: str, worker: Worker) -> None:
+async def test_promote_skips_a_gate_and_full_promotion_goes_to_100(
+    client: Client, task_queue: str, worker: Worker
+) -> None:
     spec = dry_run_spec()
     handle = await start(client, task_queue, spec)
     await wait_for_status(handle, waiting_at(2))
@@ -210,8 +232,20 @@ async def test_promote_skips_a_gate_and_full_promotion_goes_to_100(client: Clien
     await handle.execute_update("promote", PromoteInput(by="frank", full=True, comment="ship it"))
     summary = await handle.result()
     assert summary["phase"] == "Succeeded"
-    assert [s["state"] for s in summary["steps"]] == ["done", "done", "done", "done", "done", "skipped", "skipped", "done"]
-    assert [(a["by"], a["step"], a["kind"]) for a in summary["approvals"]] == [("frank", 2, "promote"), ("frank", 4, "promote")]
+    assert [s["state"] for s in summary["steps"]] == [
+        "done",
+        "done",
+        "done",
+        "done",
+        "done",
+        "skipped",
+        "skipped",
+        "done",
+    ]
+    assert [(a["by"], a["step"], a["kind"]) for a in summary["approvals"]] == [
+        ("frank", 2, "promote"),
+        ("frank", 4, "promote"),
+    ]
     assert (dry_route(spec).stable, dry_route(spec).canary) == (None, 100)
 
 
@@ -245,15 +279,31 @@ async def test_verification_failure_rolls_back(client: Client, task_queue: str) 
     async def sample_traffic(request: SampleInput) -> SampleResult:
         # The data plane "serves" 50/50 whatever it was told.
         expected = request.weights
-        passed = expected.canary == 50 or expected.canary in (0,) and expected.stable == 100 and len(weights_seen) > 2
+        passed = expected.canary == 50 or (
+            expected.canary in (0,) and expected.stable == 100 and len(weights_seen) > 2
+        )
         return SampleResult(
-            samples=200, stable=100, canary=100, expected=expected, p_value=0.0 if not passed else 1.0,
-            alpha=0.001, passed=passed, reason="" if passed else "served 100:100",
+            samples=200,
+            stable=100,
+            canary=100,
+            expected=expected,
+            p_value=0.0 if not passed else 1.0,
+            alpha=0.001,
+            passed=passed,
+            reason="" if passed else "served 100:100",
         )
 
-    real = [a for a in ALL_ACTIVITIES if activity._Definition.must_from_callable(a).name not in ("set_weights", "sample_traffic")]
-    spec = dry_run_spec([{"setWeight": 50}, {"setWeight": 90}], verify={"url": "http://127.0.0.1:9/", "header": "x-version"})
-    async with Worker(client, task_queue=task_queue, workflows=[Rollout], activities=[*real, set_weights, sample_traffic]):
+    real = [
+        a
+        for a in ALL_ACTIVITIES
+        if activity._Definition.must_from_callable(a).name not in ("set_weights", "sample_traffic")
+    ]
+    spec = dry_run_spec(
+        [{"setWeight": 50}, {"setWeight": 90}], verify={"url": "http://127.0.0.1:9/", "header": "x-version"}
+    )
+    async with Worker(
+        client, task_queue=task_queue, workflows=[Rollout], activities=[*real, set_weights, sample_traffic]
+    ):
         handle = await start(client, task_queue, spec)
         error = await failure_of(handle)
     # Step 0 at 100/0 already fails: the fake serves 50/50.
@@ -269,12 +319,16 @@ async def test_non_retryable_activity_error_mid_rollout_rolls_back(client: Clien
     async def set_weights(request: SetWeightsInput) -> RouteState:
         weights_seen.append((request.weights.stable, request.weights.canary))
         if request.weights.canary == 50:
-            raise ApplicationError("virtualservices.networking.istio.io is forbidden", type="Forbidden", non_retryable=True)
+            raise ApplicationError(
+                "virtualservices.networking.istio.io is forbidden", type="Forbidden", non_retryable=True
+            )
         return RouteState(stable=request.weights.stable, canary=request.weights.canary)
 
     real = [a for a in ALL_ACTIVITIES if activity._Definition.must_from_callable(a).name != "set_weights"]
     async with Worker(client, task_queue=task_queue, workflows=[Rollout], activities=[*real, set_weights]):
-        handle = await start(client, task_queue, dry_run_spec([{"setWeight": 10}, {"setWeight": 50}, {"setWeight": 100}]))
+        handle = await start(
+            client, task_queue, dry_run_spec([{"setWeight": 10}, {"setWeight": 50}, {"setWeight": 100}])
+        )
         error = await failure_of(handle)
         status = await handle.query("status")
     assert error.type == "Forbidden" and "forbidden" in error.message
@@ -282,8 +336,12 @@ async def test_non_retryable_activity_error_mid_rollout_rolls_back(client: Clien
     assert status["phase"] == "RolledBack" and status["weights"] == {"stable": 100, "canary": 0}
 
 
-async def test_missing_route_fails_without_touching_traffic(client: Client, task_queue: str, worker: Worker, tmp_path: Any) -> None:
-    spec = dry_run_spec(router={"kind": "envoy", "routesFile": str(tmp_path / "missing.yaml"), "routeConfig": "reviews"})
+async def test_missing_route_fails_without_touching_traffic(
+    client: Client, task_queue: str, worker: Worker, tmp_path: Any
+) -> None:
+    spec = dry_run_spec(
+        router={"kind": "envoy", "routesFile": str(tmp_path / "missing.yaml"), "routeConfig": "reviews"}
+    )
     handle = await start(client, task_queue, spec)
     error = await failure_of(handle)
     assert error.type == "RouteNotFound" and "missing.yaml" in error.message

@@ -3,6 +3,7 @@ small load, a real Prometheus scraping Envoy's /stats/prometheus, the real worke
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from collections import Counter
@@ -41,10 +42,8 @@ class Load:
     def _run(self) -> None:
         with httpx.Client(timeout=2) as client:
             while not self._stop.wait(0.02):
-                try:
+                with contextlib.suppress(httpx.HTTPError):
                     client.get(self.url)
-                except httpx.HTTPError:
-                    pass
 
     def __enter__(self) -> Load:
         self._thread.start()
@@ -61,7 +60,12 @@ class Plane:
     def __init__(self, state_dir: Path) -> None:
         self.stable = Backend("reviews-v1").start()
         self.canary = Backend("reviews-v2").start()
-        self.envoy = EnvoyProxy(state_dir, free_port(), free_port(), {"reviews-v1": self.stable.port, "reviews-v2": self.canary.port})
+        self.envoy = EnvoyProxy(
+            state_dir,
+            free_port(),
+            free_port(),
+            {"reviews-v1": self.stable.port, "reviews-v2": self.canary.port},
+        )
         write_initial_routes(self.envoy.routes_file, "reviews-v1")
         self.envoy.start_and_wait()
         self.prometheus: PrometheusServer = start_prometheus({"envoy": f"127.0.0.1:{self.envoy.admin_port}"})
@@ -79,7 +83,12 @@ class Plane:
     def spec(self, steps: list[dict[str, Any]], metric: dict[str, Any], bake: str = "0s") -> dict[str, Any]:
         return {
             "service": f"reviews-{uuid.uuid4().hex[:6]}",
-            "router": {"kind": "envoy", "routesFile": str(self.envoy.routes_file), "routeConfig": "reviews", "admin": self.envoy.admin_url},
+            "router": {
+                "kind": "envoy",
+                "routesFile": str(self.envoy.routes_file),
+                "routeConfig": "reviews",
+                "admin": self.envoy.admin_url,
+            },
             "stable": {"host": "reviews-v1"},
             "canary": {"host": "reviews-v2"},
             "steps": steps,
@@ -115,7 +124,9 @@ async def worker(client: Client, task_queue: str) -> AsyncIterator[Worker]:
 
 
 async def start(client: Client, task_queue: str, spec: dict[str, Any]) -> WorkflowHandle[Any, Any]:
-    return await client.start_workflow("Rollout", spec, id=f"rollout-analysis-{uuid.uuid4()}", task_queue=task_queue)
+    return await client.start_workflow(
+        "Rollout", spec, id=f"rollout-analysis-{uuid.uuid4()}", task_queue=task_queue
+    )
 
 
 async def failure_of(handle: WorkflowHandle[Any, Any]) -> ApplicationError:
@@ -125,8 +136,12 @@ async def failure_of(handle: WorkflowHandle[Any, Any]) -> ApplicationError:
     return caught.value.cause
 
 
-async def test_healthy_canary_passes_every_step(client: Client, task_queue: str, worker: Worker, plane: Plane) -> None:
-    spec = plane.spec([{"setWeight": 20}, {"setWeight": 50}, {"setWeight": 100}], plane.error_rate(), bake="4s")
+async def test_healthy_canary_passes_every_step(
+    client: Client, task_queue: str, worker: Worker, plane: Plane
+) -> None:
+    spec = plane.spec(
+        [{"setWeight": 20}, {"setWeight": 50}, {"setWeight": 100}], plane.error_rate(), bake="4s"
+    )
     summary = await (await start(client, task_queue, spec)).result()
     assert summary["phase"] == "Succeeded"
     (metric,) = summary["analysis"]
@@ -135,9 +150,14 @@ async def test_healthy_canary_passes_every_step(client: Client, task_queue: str,
     assert all(m["value"] == 0 for m in metric["measurements"] if m["verdict"] == "Successful")
 
 
-async def test_bad_canary_rolls_back_at_the_first_weight_without_waiting_for_approval(client: Client, task_queue: str, worker: Worker, plane: Plane) -> None:
+async def test_bad_canary_rolls_back_at_the_first_weight_without_waiting_for_approval(
+    client: Client, task_queue: str, worker: Worker, plane: Plane
+) -> None:
     plane.canary.set_fault(Fault(error_rate=0.2))
-    spec = plane.spec([{"setWeight": 20}, {"approval": {}}, {"setWeight": 50}, {"approval": {}}, {"setWeight": 100}], plane.error_rate())
+    spec = plane.spec(
+        [{"setWeight": 20}, {"approval": {}}, {"setWeight": 50}, {"approval": {}}, {"setWeight": 100}],
+        plane.error_rate(),
+    )
     handle = await start(client, task_queue, spec)
     error = await failure_of(handle)
     assert error.type == "AnalysisFailed"
@@ -148,8 +168,12 @@ async def test_bad_canary_rolls_back_at_the_first_weight_without_waiting_for_app
     assert plane.served(100) == Counter({"reviews-v1": 100})
 
 
-async def test_prometheus_gone_counts_errors_then_fails(client: Client, task_queue: str, worker: Worker, plane: Plane) -> None:
-    spec = plane.spec([{"setWeight": 20}, {"approval": {}}, {"setWeight": 100}], plane.error_rate(consecutiveErrorLimit=2))
+async def test_prometheus_gone_counts_errors_then_fails(
+    client: Client, task_queue: str, worker: Worker, plane: Plane
+) -> None:
+    spec = plane.spec(
+        [{"setWeight": 20}, {"approval": {}}, {"setWeight": 100}], plane.error_rate(consecutiveErrorLimit=2)
+    )
     handle = await start(client, task_queue, spec)
     await wait_for_status(handle, lambda s: bool(s["analysis"]) and s["analysis"][0]["successful"] >= 1)
     plane.prometheus.stop()
@@ -160,8 +184,14 @@ async def test_prometheus_gone_counts_errors_then_fails(client: Client, task_que
     assert plane.served(100) == Counter({"reviews-v1": 100})
 
 
-async def test_no_data_is_inconclusive_and_pauses_for_a_person(client: Client, task_queue: str, worker: Worker, plane: Plane) -> None:
-    metric = {"name": "no-such-series", "prometheus": {"address": plane.prometheus.url, "query": "sum(rate(sluice_no_such_metric[1m]))"}, "max": 1}
+async def test_no_data_is_inconclusive_and_pauses_for_a_person(
+    client: Client, task_queue: str, worker: Worker, plane: Plane
+) -> None:
+    metric = {
+        "name": "no-such-series",
+        "prometheus": {"address": plane.prometheus.url, "query": "sum(rate(sluice_no_such_metric[1m]))"},
+        "max": 1,
+    }
     spec = plane.spec([{"setWeight": 20}, {"setWeight": 50}], metric, bake="2s")
     handle = await start(client, task_queue, spec)
     status = await wait_for_status(handle, lambda s: s["phase"] == "Paused")

@@ -31,17 +31,23 @@ async def small_history_env() -> AsyncIterator[WorkflowEnvironment]:
         await env.shutdown()
 
 
-async def test_long_approval_wait_continues_as_new_and_keeps_everything(small_history_env: WorkflowEnvironment) -> None:
+async def test_long_approval_wait_continues_as_new_and_keeps_everything(
+    small_history_env: WorkflowEnvironment,
+) -> None:
     client = small_history_env.client
     queue = f"test-{uuid.uuid4()}"
     spec = dry_run_spec([{"setWeight": 10}, {"approval": {"timeout": "1h"}}, {"setWeight": 100}])
     async with build_worker(client, queue):
-        handle = await client.start_workflow("Rollout", spec, id=f"rollout-can-{uuid.uuid4()}", task_queue=queue)
+        handle = await client.start_workflow(
+            "Rollout", spec, id=f"rollout-can-{uuid.uuid4()}", task_queue=queue
+        )
         first = await wait_for_status(handle, lambda s: s["phase"] == "WaitingForApproval")
         # Refused signals are history events too (and audit records that must survive).
         for number in range(30):
             await handle.signal("approve", {"by": f"mallory-{number}", "step": 9})
-        status = await wait_for_status(handle, lambda s: s["runs"] >= 2 and s["phase"] == "WaitingForApproval")
+        status = await wait_for_status(
+            handle, lambda s: s["runs"] >= 2 and s["phase"] == "WaitingForApproval"
+        )
         assert status["waitingFor"]["until"] == first["waitingFor"]["until"]  # same deadline, not restarted
         assert status["weights"] == {"stable": 90, "canary": 10}
         await handle.execute_update("approve", {"by": "alice", "step": 2})
@@ -50,5 +56,9 @@ async def test_long_approval_wait_continues_as_new_and_keeps_everything(small_hi
     assert [(a["by"], a["step"]) for a in summary["approvals"]] == [("alice", 2)]
     assert sum(e["event"] == "signalRefused" for e in summary["events"]) == 30
     # No step ran twice across the runs.
-    assert [(e["step"], e["detail"]["canary"]) for e in summary["events"] if e["event"] == "weightsSet"] == [(0, 0), (1, 10), (3, 100)]
+    assert [(e["step"], e["detail"]["canary"]) for e in summary["events"] if e["event"] == "weightsSet"] == [
+        (0, 0),
+        (1, 10),
+        (3, 100),
+    ]
     assert [s["state"] for s in summary["steps"]] == ["done"] * 4

@@ -42,7 +42,10 @@ async def worker(client: Client, task_queue: str, kube: KubeEmulator) -> AsyncIt
 def seed_istio(kube: KubeEmulator, replicas: int = 3) -> dict[str, Any]:
     vs = example("bookinfo-reviews-virtualservice.yaml")
     kube.seed(ISTIO_VIRTUAL_SERVICE, vs)
-    kube.seed(DEPLOYMENT, {"metadata": {"name": "reviews-v1", "namespace": "default"}, "spec": {"replicas": replicas}})
+    kube.seed(
+        DEPLOYMENT,
+        {"metadata": {"name": "reviews-v1", "namespace": "default"}, "spec": {"replicas": replicas}},
+    )
     return vs
 
 
@@ -57,12 +60,18 @@ def vs_weights(kube: KubeEmulator) -> list[tuple[str, int | None]]:
     vs = kube.stored(ISTIO_VIRTUAL_SERVICE, "default", "reviews")
     assert vs is not None
     assert schema_errors(vs, "istio-virtualservice.json") == []
-    route = next(r for r in vs["spec"]["http"] if any(d["destination"]["host"].startswith("reviews") for d in r["route"]))
+    route = next(
+        r
+        for r in vs["spec"]["http"]
+        if any(d["destination"]["host"].startswith("reviews") for d in r["route"])
+    )
     return [(d["destination"]["host"], d.get("weight")) for d in route["route"]]
 
 
 async def start(client: Client, task_queue: str, spec: dict[str, Any]) -> WorkflowHandle[Any, Any]:
-    return await client.start_workflow("Rollout", spec, id=f"rollout-k8s-{uuid.uuid4()}", task_queue=task_queue)
+    return await client.start_workflow(
+        "Rollout", spec, id=f"rollout-k8s-{uuid.uuid4()}", task_queue=task_queue
+    )
 
 
 async def failure_of(handle: WorkflowHandle[Any, Any]) -> ApplicationError:
@@ -72,7 +81,9 @@ async def failure_of(handle: WorkflowHandle[Any, Any]) -> ApplicationError:
     return caught.value.cause
 
 
-async def test_istio_rollout_end_to_end_scales_old_deployment_to_zero(client: Client, task_queue: str, kube: KubeEmulator, worker: Worker) -> None:
+async def test_istio_rollout_end_to_end_scales_old_deployment_to_zero(
+    client: Client, task_queue: str, kube: KubeEmulator, worker: Worker
+) -> None:
     original = seed_istio(kube)
     spec = istio_spec([
         {"setWeight": 10}, {"approval": {}}, {"setWeight": 50}, {"approval": {}}, {"setWeight": 100},
@@ -102,38 +113,62 @@ async def test_istio_rollout_end_to_end_scales_old_deployment_to_zero(client: Cl
     assert len(final["spec"]["http"]) == len(original["spec"]["http"])
 
 
-async def test_gateway_api_rollout_end_to_end(client: Client, task_queue: str, kube: KubeEmulator, worker: Worker) -> None:
+async def test_gateway_api_rollout_end_to_end(
+    client: Client, task_queue: str, kube: KubeEmulator, worker: Worker
+) -> None:
     kube.seed(GATEWAY_HTTP_ROUTE, example("bookinfo-reviews-httproute.yaml"))
-    kube.seed(DEPLOYMENT, {"metadata": {"name": "reviews-v1", "namespace": "default"}, "spec": {"replicas": 2}})
+    kube.seed(
+        DEPLOYMENT, {"metadata": {"name": "reviews-v1", "namespace": "default"}, "spec": {"replicas": 2}}
+    )
     spec = example("rollout-reviews-gateway-api.yaml")
     spec.pop("verify", None)
-    spec["steps"] = [{"setWeight": 10}, {"setWeight": 50}, {"setWeight": 100}, {"removeOld": {"deployment": "reviews-v1", "delay": "1s"}}]
+    spec["steps"] = [
+        {"setWeight": 10},
+        {"setWeight": 50},
+        {"setWeight": 100},
+        {"removeOld": {"deployment": "reviews-v1", "delay": "1s"}},
+    ]
     summary = await (await start(client, task_queue, spec)).result()
     assert summary["phase"] == "Succeeded"
     route = kube.stored(GATEWAY_HTTP_ROUTE, "default", "reviews")
     assert route is not None and schema_errors(route, "gateway-httproute.json") == []
-    assert [(b["name"], b["weight"]) for b in route["spec"]["rules"][0]["backendRefs"]] == [("reviews-v2", 100)]
+    assert [(b["name"], b["weight"]) for b in route["spec"]["rules"][0]["backendRefs"]] == [
+        ("reviews-v2", 100)
+    ]
     deployment = kube.stored(DEPLOYMENT, "default", "reviews-v1")
     assert deployment is not None and deployment["spec"]["replicas"] == 0
-    assert [e["detail"]["canary"] for e in summary["events"] if e["event"] == "weightsSet"] == [0, 10, 50, 100]
+    assert [e["detail"]["canary"] for e in summary["events"] if e["event"] == "weightsSet"] == [
+        0,
+        10,
+        50,
+        100,
+    ]
 
 
-async def test_conflict_and_server_errors_are_retried(client: Client, task_queue: str, kube: KubeEmulator, worker: Worker) -> None:
+async def test_conflict_and_server_errors_are_retried(
+    client: Client, task_queue: str, kube: KubeEmulator, worker: Worker
+) -> None:
     seed_istio(kube)
     kube.fail("put", ISTIO_VIRTUAL_SERVICE, 409, name="reviews")
     kube.fail("put", ISTIO_VIRTUAL_SERVICE, 500, name="reviews", times=2)
-    summary = await (await start(client, task_queue, istio_spec([{"setWeight": 30}, {"setWeight": 100}]))).result()
+    summary = await (
+        await start(client, task_queue, istio_spec([{"setWeight": 30}, {"setWeight": 100}]))
+    ).result()
     assert summary["phase"] == "Succeeded"
     assert vs_weights(kube) == [("reviews-v1", 0), ("reviews-v2", 100)]
 
 
-async def test_missing_virtual_service_fails_without_touching_anything(client: Client, task_queue: str, kube: KubeEmulator, worker: Worker) -> None:
+async def test_missing_virtual_service_fails_without_touching_anything(
+    client: Client, task_queue: str, kube: KubeEmulator, worker: Worker
+) -> None:
     error = await failure_of(await start(client, task_queue, istio_spec([{"setWeight": 10}])))
     assert error.type == "RouteNotFound" and "reviews" in error.message
     assert "no traffic had been changed" in error.message
 
 
-async def test_forbidden_write_fails_and_leaves_stable(client: Client, task_queue: str, kube: KubeEmulator, worker: Worker) -> None:
+async def test_forbidden_write_fails_and_leaves_stable(
+    client: Client, task_queue: str, kube: KubeEmulator, worker: Worker
+) -> None:
     seed_istio(kube)
     handle = await start(client, task_queue, istio_spec([{"pause": {}}, {"setWeight": 10}]))
     await wait_for_status(handle, lambda s: s["phase"] == "Paused")
@@ -150,9 +185,13 @@ async def test_forbidden_write_fails_and_leaves_stable(client: Client, task_queu
 
 
 @pytest.mark.parametrize("then", ["resume", "abort"])
-async def test_hand_edit_between_steps_pauses_instead_of_overwriting(client: Client, task_queue: str, kube: KubeEmulator, worker: Worker, then: str) -> None:
+async def test_hand_edit_between_steps_pauses_instead_of_overwriting(
+    client: Client, task_queue: str, kube: KubeEmulator, worker: Worker, then: str
+) -> None:
     seed_istio(kube)
-    handle = await start(client, task_queue, istio_spec([{"setWeight": 10}, {"approval": {}}, {"setWeight": 50}]))
+    handle = await start(
+        client, task_queue, istio_spec([{"setWeight": 10}, {"approval": {}}, {"setWeight": 50}])
+    )
     await wait_for_status(handle, lambda s: s["phase"] == "WaitingForApproval")
 
     def gitops_revert(vs: dict[str, Any]) -> None:

@@ -35,7 +35,9 @@ async def test_timed_bake_of_a_day_passes_by_itself(skipping_env: WorkflowEnviro
     spec = dry_run_spec([{"setWeight": 20}, {"pause": {"duration": "1d"}}, {"setWeight": 100}])
     async with build_worker(skipping_env.client, queue):
         before = await skipping_env.get_current_time()
-        summary = await skipping_env.client.execute_workflow("Rollout", spec, id=f"wf-{uuid.uuid4()}", task_queue=queue)
+        summary = await skipping_env.client.execute_workflow(
+            "Rollout", spec, id=f"wf-{uuid.uuid4()}", task_queue=queue
+        )
         after = await skipping_env.get_current_time()
     assert summary["phase"] == "Succeeded"
     assert (after - before).total_seconds() >= 86400  # the bake really waited a (skipped) day
@@ -46,7 +48,9 @@ async def test_approval_timeout_rolls_back(skipping_env: WorkflowEnvironment) ->
     queue = f"test-{uuid.uuid4()}"
     spec = dry_run_spec([{"setWeight": 25}, {"approval": {"timeout": "2h"}}, {"setWeight": 100}])
     async with build_worker(skipping_env.client, queue):
-        handle = await skipping_env.client.start_workflow("Rollout", spec, id=f"wf-{uuid.uuid4()}", task_queue=queue)
+        handle = await skipping_env.client.start_workflow(
+            "Rollout", spec, id=f"wf-{uuid.uuid4()}", task_queue=queue
+        )
         with pytest.raises(WorkflowFailureError) as caught:
             await handle.result()
     error = caught.value.cause

@@ -17,9 +17,7 @@ __all__ = ["envoy_stack"]  # a fixture, re-exported for pytest
 FLUSH = 1.5  # the stack flushes stats every second; histograms show up after a flush
 
 
-def source(
-    stack: EnvoyStack, measure: str, cluster: str = "canary", **extra: object
-) -> EnvoyMetricSource:
+def source(stack: EnvoyStack, measure: str, cluster: str = "canary", **extra: object) -> EnvoyMetricSource:
     return EnvoyMetricSource.model_validate(
         {"admin": stack.admin, "cluster": cluster, "measure": measure, "window": "1s", **extra}
     )

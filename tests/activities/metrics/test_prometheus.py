@@ -58,9 +58,7 @@ def stack() -> Iterator[Stack]:
         prometheus = start_prometheus({"envoy": f"127.0.0.1:{envoy.admin_port}"})
         load = Load(envoy, ("stable", "canary")).start()
         # rate() over 15s needs a few scrapes of both clusters with traffic in them
-        prometheus.wait_for(
-            'rate(envoy_cluster_upstream_rq_completed{envoy_cluster_name="canary"}[15s]) > 0'
-        )
+        prometheus.wait_for('rate(envoy_cluster_upstream_rq_completed{envoy_cluster_name="canary"}[15s]) > 0')
         prometheus.wait_for(
             'rate(envoy_cluster_upstream_rq_xx{envoy_cluster_name="canary",'
             'envoy_response_code_class="5"}[15s]) > 0'
@@ -91,10 +89,7 @@ async def test_no_data_is_none_not_an_error(stack: Stack) -> None:
     # no such cluster: an empty vector
     assert await provider.run_query(PLAIN_RATIO.format(c="nowhere")) is None
     assert (
-        await provider.run_query(
-            'envoy_cluster_upstream_rq_completed{envoy_cluster_name="nowhere"}'
-        )
-        is None
+        await provider.run_query('envoy_cluster_upstream_rq_completed{envoy_cluster_name="nowhere"}') is None
     )
     # 0/0: Prometheus answers NaN, which is no data too
     assert await provider.run_query("vector(0) / vector(0)") is None
@@ -103,12 +98,8 @@ async def test_no_data_is_none_not_an_error(stack: Stack) -> None:
 
 async def test_wrong_shapes_and_bad_queries_are_provider_errors(stack: Stack) -> None:
     provider = stack.provider()
-    with pytest.raises(
-        MetricProviderError, match=r"returned 2 series .*envoy_cluster_name='canary'"
-    ):
-        await provider.run_query(
-            'envoy_cluster_upstream_rq_completed{envoy_cluster_name=~"stable|canary"}'
-        )
+    with pytest.raises(MetricProviderError, match=r"returned 2 series .*envoy_cluster_name='canary'"):
+        await provider.run_query('envoy_cluster_upstream_rq_completed{envoy_cluster_name=~"stable|canary"}')
     with pytest.raises(MetricProviderError, match="bad_data"):
         await provider.run_query("sum(rate(")
     with pytest.raises(MetricProviderError, match="string"):
@@ -149,9 +140,7 @@ async def test_bearer_token_from_env_or_file(
         {"bearerTokenFile": str(token_file)},
         {},
     ):
-        source = PrometheusMetricSource.model_validate(
-            {"address": "http://p:9090", "query": "1", **extra}
-        )
+        source = PrometheusMetricSource.model_validate({"address": "http://p:9090", "query": "1", **extra})
         assert await PrometheusProvider(source, transport=mock).run_query("1") == 1.0
     assert seen == ["Bearer from-env", "Bearer from-file", None]
 

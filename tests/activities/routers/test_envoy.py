@@ -68,9 +68,7 @@ def rds_document() -> dict[str, Any]:
                                 "name": "jason",
                                 "match": {
                                     "prefix": "/",
-                                    "headers": [
-                                        {"name": "end-user", "string_match": {"exact": "jason"}}
-                                    ],
+                                    "headers": [{"name": "end-user", "string_match": {"exact": "jason"}}],
                                 },
                                 "route": {"cluster": "reviews-v2"},
                             },
@@ -230,9 +228,7 @@ def test_single_cluster_route_becomes_weighted_clusters_with_both(rds: Path) -> 
 
 def test_existing_weighted_clusters_keep_order_and_extra_keys(rds: Path) -> None:
     before = read_doc(rds)
-    state = router(rds, virtual_host="public", route="split").set_routes(
-        Weights(stable=50, canary=50)
-    )
+    state = router(rds, virtual_host="public", route="split").set_routes(Weights(stable=50, canary=50))
 
     after = read_doc(rds)
     assert clusters_of(after, "reviews", "public", "split") == [
@@ -243,9 +239,7 @@ def test_existing_weighted_clusters_keep_order_and_extra_keys(rds: Path) -> None
         },
         {"name": "reviews-v1", "weight": 50},
     ]
-    assert minus_edit(after, "reviews", "public", "split") == minus_edit(
-        before, "reviews", "public", "split"
-    )
+    assert minus_edit(after, "reviews", "public", "split") == minus_edit(before, "reviews", "public", "split")
     action = find_route(after, "reviews", "public", "split")["route"]
     assert action["weighted_clusters"]["runtime_key_prefix"] == "reviews.split"
     assert action["retry_policy"] == {"retry_on": "5xx", "num_retries": 3}
@@ -280,9 +274,7 @@ def test_named_route_edit_touches_only_that_route(rds: Path) -> None:
     before = read_doc(rds)
     router(rds, virtual_host="public", route="jason").set_routes(Weights(stable=70, canary=30))
     after = read_doc(rds)
-    assert minus_edit(after, "reviews", "public", "jason") == minus_edit(
-        before, "reviews", "public", "jason"
-    )
+    assert minus_edit(after, "reviews", "public", "jason") == minus_edit(before, "reviews", "public", "jason")
     # the first virtual host's route, the one a default selection would edit, is untouched
     assert find_route(after, "reviews", "internal", "default") == find_route(
         before, "reviews", "internal", "default"
@@ -510,9 +502,7 @@ def test_failed_rename_leaves_the_original_and_no_temp_file(
     assert sorted(p.name for p in rds.parent.iterdir()) == [".routes.yaml.lock", "routes.yaml"]
 
 
-def test_failed_write_of_temp_file_leaves_the_original(
-    rds: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_failed_write_of_temp_file_leaves_the_original(rds: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     text = rds.read_text()
 
     def broken_fsync(fd: int) -> None:
@@ -592,12 +582,8 @@ def test_the_race_is_real_without_the_lock(rds: Path, monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(EnvoyRouter, "_locked", lambda self: contextlib.nullcontext())
     after = _race_two_configs(rds)
-    reviews_edited = (
-        "weighted_clusters" in find_route(after, "reviews", "internal", "default")["route"]
-    )
-    ratings_edited = (
-        "weighted_clusters" in find_route(after, "ratings", "ratings", "default")["route"]
-    )
+    reviews_edited = "weighted_clusters" in find_route(after, "reviews", "internal", "default")["route"]
+    ratings_edited = "weighted_clusters" in find_route(after, "ratings", "ratings", "default")["route"]
     assert reviews_edited != ratings_edited
 
 

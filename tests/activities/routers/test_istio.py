@@ -61,9 +61,7 @@ def bookinfo_reviews(stable: int = 90, canary: int = 10) -> dict[str, Any]:
     }
 
 
-def router(
-    stable: Destination = V1, canary: Destination = V2, route: str | None = "route"
-) -> IstioRouter:
+def router(stable: Destination = V1, canary: Destination = V2, route: str | None = "route") -> IstioRouter:
     spec = IstioRouterSpec(kind="istio", virtual_service="reviews", route=route)
     return IstioRouter(spec, "default", stable, canary)
 
@@ -93,11 +91,7 @@ async def test_sets_60_40_and_changes_nothing_but_the_weights(kube: KubeEmulator
     assert schema_errors(after, SCHEMA) == []
     assert_only_weights_changed(seeded, after)
     assert (state.stable, state.canary) == (60, 40)
-    assert (
-        state.version
-        == after["metadata"]["resourceVersion"]
-        != seeded["metadata"]["resourceVersion"]
-    )
+    assert state.version == after["metadata"]["resourceVersion"] != seeded["metadata"]["resourceVersion"]
     assert state.description == "istio:default/reviews#route"
     # The client sent one PUT carrying the resourceVersion it had read.
     assert kube.writes == [("PUT", ISTIO_VIRTUAL_SERVICE.path("v1", "default", "reviews"), 200)]
@@ -125,9 +119,7 @@ async def test_default_route_is_the_first(kube: KubeEmulator) -> None:
 
 async def test_step_zero_adds_the_missing_canary_at_weight_zero(kube: KubeEmulator) -> None:
     vs = bookinfo_reviews()
-    vs["spec"]["http"][1]["route"] = [
-        {"destination": {"host": "reviews-v1", "port": {"number": 9080}}}
-    ]
+    vs["spec"]["http"][1]["route"] = [{"destination": {"host": "reviews-v1", "port": {"number": 9080}}}]
     kube.seed(ISTIO_VIRTUAL_SERVICE, vs)
     istio = router()
     assert (await asyncio.to_thread(istio.get_routes)).model_dump(include={"stable", "canary"}) == {
@@ -149,9 +141,7 @@ async def test_step_zero_adds_the_missing_canary_at_weight_zero(kube: KubeEmulat
 
 async def test_fully_qualified_hosts_count_as_the_same_destination(kube: KubeEmulator) -> None:
     vs = bookinfo_reviews()
-    vs["spec"]["http"][1]["route"][1]["destination"]["host"] = (
-        "reviews-v2.default.svc.cluster.local"
-    )
+    vs["spec"]["http"][1]["route"][1]["destination"]["host"] = "reviews-v2.default.svc.cluster.local"
     kube.seed(ISTIO_VIRTUAL_SERVICE, vs)
     state = await asyncio.to_thread(router().set_routes, Weights(stable=50, canary=50))
     after = await read_back(kube, ISTIO_VIRTUAL_SERVICE, "reviews")
@@ -181,16 +171,12 @@ def destination_rule(*subsets: str) -> dict[str, Any]:
 async def test_subset_split(kube: KubeEmulator) -> None:
     seeded = kube.seed(ISTIO_VIRTUAL_SERVICE, subset_reviews())
     kube.seed(ISTIO_DESTINATION_RULE, destination_rule("v1", "v2", "v3"))
-    istio = router(
-        Destination(host="reviews", subset="v1"), Destination(host="reviews", subset="v2")
-    )
+    istio = router(Destination(host="reviews", subset="v1"), Destination(host="reviews", subset="v2"))
 
     state = await asyncio.to_thread(istio.set_routes, Weights(stable=60, canary=40))
 
     after = await read_back(kube, ISTIO_VIRTUAL_SERVICE, "reviews")
-    assert [
-        (e["destination"]["subset"], e["weight"]) for e in after["spec"]["http"][1]["route"]
-    ] == [
+    assert [(e["destination"]["subset"], e["weight"]) for e in after["spec"]["http"][1]["route"]] == [
         ("v1", 60),
         ("v2", 40),
     ]
@@ -204,9 +190,7 @@ async def test_subset_missing_from_the_destination_rule_is_refused_before_writin
 ) -> None:
     kube.seed(ISTIO_VIRTUAL_SERVICE, subset_reviews())
     kube.seed(ISTIO_DESTINATION_RULE, destination_rule("v1"))
-    istio = router(
-        Destination(host="reviews", subset="v1"), Destination(host="reviews", subset="v2")
-    )
+    istio = router(Destination(host="reviews", subset="v1"), Destination(host="reviews", subset="v2"))
 
     with pytest.raises(RouteInvalid) as raised:
         await asyncio.to_thread(istio.set_routes, Weights(stable=90, canary=10))
@@ -221,9 +205,7 @@ async def test_subset_without_any_destination_rule_says_which_rule_it_needs(
     kube: KubeEmulator,
 ) -> None:
     kube.seed(ISTIO_VIRTUAL_SERVICE, subset_reviews())
-    istio = router(
-        Destination(host="reviews", subset="v1"), Destination(host="reviews", subset="v2")
-    )
+    istio = router(Destination(host="reviews", subset="v1"), Destination(host="reviews", subset="v2"))
     with pytest.raises(RouteNotFound, match="need a DestinationRule named 'reviews'"):
         await asyncio.to_thread(istio.set_routes, Weights(stable=90, canary=10))
     assert kube.writes == []
@@ -260,9 +242,7 @@ async def test_one_object_whichever_version_wrote_it(kube: KubeEmulator) -> None
 
 async def test_crd_not_installed(kube: KubeEmulator) -> None:
     kube.serve(ISTIO_VIRTUAL_SERVICE, versions=())
-    with pytest.raises(
-        RouteNotFound, match=r"does not serve virtualservices\.networking\.istio\.io"
-    ):
+    with pytest.raises(RouteNotFound, match=r"does not serve virtualservices\.networking\.istio\.io"):
         await asyncio.to_thread(router().get_routes)
 
 
@@ -300,9 +280,7 @@ async def test_injected_409_applies_nothing_and_the_router_retries(kube: KubeEmu
     # Only the second PUT reached the store, so exactly one version was added.
     assert kube.writes == [("PUT", ISTIO_VIRTUAL_SERVICE.path("v1", "default", "reviews"), 200)]
     after = await read_back(kube, ISTIO_VIRTUAL_SERVICE, "reviews")
-    assert (
-        int(after["metadata"]["resourceVersion"]) == int(seeded["metadata"]["resourceVersion"]) + 1
-    )
+    assert int(after["metadata"]["resourceVersion"]) == int(seeded["metadata"]["resourceVersion"]) + 1
 
 
 async def test_persistent_conflicts_give_up_with_a_retryable_conflict(kube: KubeEmulator) -> None:

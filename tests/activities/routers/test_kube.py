@@ -29,9 +29,7 @@ def free_port() -> int:
 
 
 def router() -> IstioRouter:
-    return IstioRouter(
-        SPEC, "default", Destination(host="reviews-v1"), Destination(host="reviews-v2")
-    )
+    return IstioRouter(SPEC, "default", Destination(host="reviews-v1"), Destination(host="reviews-v2"))
 
 
 async def test_context_comes_from_sluice_kube_context(
@@ -40,9 +38,7 @@ async def test_context_comes_from_sluice_kube_context(
     kube.seed(ISTIO_VIRTUAL_SERVICE, {"metadata": {"name": "reviews"}, "spec": {"http": [{}]}})
     # The current context points at a dead port; the named one at the emulator.
     config = yaml.safe_load(write_kubeconfig(tmp_path / "two", str(kube.url)).read_text())
-    config["clusters"].append(
-        {"name": "dead", "cluster": {"server": f"http://127.0.0.1:{free_port()}"}}
-    )
+    config["clusters"].append({"name": "dead", "cluster": {"server": f"http://127.0.0.1:{free_port()}"}})
     config["contexts"].append({"name": "dead", "context": {"cluster": "dead", "user": "kmock"}})
     config["current-context"] = "dead"
     (tmp_path / "two").write_text(yaml.safe_dump(config))
