@@ -13,27 +13,18 @@ import asyncio
 from typing import Literal
 
 from kubernetes import client
-from pydantic import BaseModel, ConfigDict
-from pydantic.alias_generators import to_camel
 from temporalio import activity
 
 from activities.errors import RouteNotFound, SluiceError, WorkloadError, as_application_error
 from activities.routers._kube import REQUEST_TIMEOUT, api_client, kube_errors
+from workflows._base import _Model
 from workflows.models import RemoveOldInput
 
 __all__ = ["RetireResult", "retire_deployment", "retire_old_workload"]
 
 
-class RetireResult(BaseModel):
+class RetireResult(_Model):
     """What happened to the old Deployment (kept in the rollout's result)."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-        extra="forbid",
-    )
 
     namespace: str
     deployment: str | None

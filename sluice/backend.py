@@ -14,10 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 __all__ = ["Backend", "Fault"]
@@ -94,6 +96,12 @@ class _Server(ThreadingHTTPServer):
     fault: Fault
     lock: threading.Lock
     requests: int
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up mid-answer (a killed sampler) is not worth a traceback."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class Backend:

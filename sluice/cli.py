@@ -241,10 +241,25 @@ def demo(
         bool, typer.Option(help="Wait for you to approve with the temporal CLI instead.")
     ] = False,
     state_dir: Annotated[Path, typer.Option(help="Scratch directory (wiped first).")] = Path(".sluice/demo"),
+    bad_canary: Annotated[
+        bool,
+        typer.Option(
+            "--bad-canary",
+            help="Give reviews-v2 20% errors first: the analysis must roll it back by itself at 10%. "
+            "Exit 0 when that rollback happened, 3 when it did not.",
+        ),
+    ] = False,
 ) -> None:
-    """Start the local stack, roll reviews-v2 out step by step, show the served split, stop."""
+    """Start the local stack and Prometheus, roll reviews-v2 out step by step under a small load,
+    show the served split and each metric measurement, stop.
+
+    Exit codes: 0 when the demo showed what it set out to (the rollout succeeded; with
+    --bad-canary, the analysis rolled the canary back at 10% and Envoy serves 100% reviews-v1),
+    1 when the plain rollout failed, 3 when --bad-canary's rollback did not happen as expected,
+    2 when the stack could not start (e.g. prometheus missing: apt-get install prometheus).
+    """
     try:
-        code = _run(run_demo(state_dir, interactive, console))
+        code = _run(run_demo(state_dir, interactive, console, bad_canary=bad_canary))
     except StackError as error:
         raise CliError(str(error)) from None
     raise typer.Exit(code)

@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
 
+from workflows._base import _Model
 from workflows.analysis import MetricSpec
 
 __all__ = [
@@ -42,16 +42,6 @@ MetricPhase = Literal["Running", "Failed", "Inconclusive", "Error"]
 
 Classification = Literal["Pass", "High", "Low", "Nodata"]
 """Kayenta's classification of a canary-vs-stable comparison."""
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-        extra="forbid",
-    )
 
 
 class Comparison(_Model):

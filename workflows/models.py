@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, field_validator
 
+from workflows._base import _Model
 from workflows.spec import Destination, RemoveOldStep, RouterSpec, VerifySpec
 
 __all__ = [
@@ -32,16 +32,6 @@ __all__ = [
     "SetWeightsInput",
     "Weights",
 ]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-        extra="forbid",
-    )
 
 
 class Weights(_Model):

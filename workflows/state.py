@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from workflows._base import _Model
 from workflows._durations import format_duration
 from workflows.measurements import AnalysisState
 from workflows.models import (
@@ -15,7 +16,6 @@ from workflows.models import (
     RouteState,
     SampleResult,
     Weights,
-    _Model,
 )
 from workflows.spec import RolloutSpec, Step
 

@@ -8,9 +8,27 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from temporalio.client import WorkflowHandle
+import pytest
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import ApplicationError
 
-__all__ = ["dry_run_spec", "wait_for_status"]
+__all__ = ["dry_run_spec", "failure_of", "start_rollout", "wait_for_status"]
+
+
+async def start_rollout(client: Client, task_queue: str, spec: dict[str, Any]) -> WorkflowHandle[Any, Any]:
+    """Start ``Rollout`` under a fresh workflow id."""
+    return await client.start_workflow(
+        "Rollout", spec, id=f"rollout-test-{uuid.uuid4()}", task_queue=task_queue
+    )
+
+
+async def failure_of(handle: WorkflowHandle[Any, Any]) -> ApplicationError:
+    """The typed error a rollout failed with (the test fails if it succeeded)."""
+    with pytest.raises(WorkflowFailureError) as caught:
+        await handle.result()
+    cause = caught.value.cause
+    assert isinstance(cause, ApplicationError), cause
+    return cause
 
 
 def dry_run_spec(steps: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:

@@ -8,19 +8,18 @@ tests/e2e.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 from temporalio import activity
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from activities import ALL_ACTIVITIES
 from activities.routers.dry_run import DryRunRouter
-from tests.support.rollouts import dry_run_spec, wait_for_status
+from tests.support.rollouts import dry_run_spec, failure_of, start_rollout, wait_for_status
 from worker.main import build_worker
 from workflows.models import (
     AbortInput,
@@ -44,12 +43,6 @@ async def worker(client: Client, task_queue: str) -> AsyncIterator[Worker]:
         yield running
 
 
-async def start(client: Client, task_queue: str, spec: dict[str, Any]) -> WorkflowHandle[Any, Any]:
-    return await client.start_workflow(
-        "Rollout", spec, id=f"rollout-test-{uuid.uuid4()}", task_queue=task_queue
-    )
-
-
 def waiting_at(step: int) -> Callable[[dict[str, Any]], bool]:
     return lambda s: s["phase"] == "WaitingForApproval" and s["waitingFor"]["step"] == step
 
@@ -64,19 +57,11 @@ def dry_route(spec: dict[str, Any]) -> RouteState:
     ).get_routes()
 
 
-async def failure_of(handle: WorkflowHandle[Any, Any]) -> ApplicationError:
-    with pytest.raises(WorkflowFailureError) as caught:
-        await handle.result()
-    cause = caught.value.cause
-    assert isinstance(cause, ApplicationError), cause
-    return cause
-
-
 async def test_default_plan_runs_to_completion_with_approvals_recorded(
     client: Client, task_queue: str, worker: Worker
 ) -> None:
     spec = dry_run_spec()
-    handle = await start(client, task_queue, spec)
+    handle = await start_rollout(client, task_queue, spec)
 
     status = await wait_for_status(handle, waiting_at(2))
     assert status["currentStep"] == 2
@@ -113,7 +98,7 @@ async def test_default_plan_runs_to_completion_with_approvals_recorded(
 
 
 async def test_updates_refuse_with_a_reason(client: Client, task_queue: str, worker: Worker) -> None:
-    handle = await start(
+    handle = await start_rollout(
         client,
         task_queue,
         dry_run_spec([{"setWeight": 10}, {"pause": {}}, {"approval": {}}, {"setWeight": 100}]),
@@ -148,7 +133,7 @@ async def test_updates_refuse_with_a_reason(client: Client, task_queue: str, wor
 async def test_signals_approve_and_refused_signals_are_recorded(
     client: Client, task_queue: str, worker: Worker
 ) -> None:
-    handle = await start(
+    handle = await start_rollout(
         client, task_queue, dry_run_spec([{"setWeight": 10}, {"approval": {}}, {"setWeight": 100}])
     )
     await wait_for_status(handle, waiting_at(2))
@@ -169,7 +154,7 @@ async def test_signals_approve_and_refused_signals_are_recorded(
 
 async def test_abort_rolls_back_to_stable(client: Client, task_queue: str, worker: Worker) -> None:
     spec = dry_run_spec([{"setWeight": 30}, {"approval": {}}, {"setWeight": 100}])
-    handle = await start(client, task_queue, spec)
+    handle = await start_rollout(client, task_queue, spec)
     await wait_for_status(handle, waiting_at(2))
     assert (dry_route(spec).stable, dry_route(spec).canary) == (70, 30)
 
@@ -187,7 +172,7 @@ async def test_abort_rolls_back_to_stable(client: Client, task_queue: str, worke
 
 async def test_cancel_rolls_back_to_stable(client: Client, task_queue: str, worker: Worker) -> None:
     spec = dry_run_spec([{"setWeight": 50}, {"pause": {}}, {"setWeight": 100}])
-    handle = await start(client, task_queue, spec)
+    handle = await start_rollout(client, task_queue, spec)
     await wait_for_status(handle, lambda s: s["phase"] == "Paused")
     await handle.cancel()
     error = await failure_of(handle)
@@ -201,7 +186,7 @@ async def test_pause_holds_between_steps_and_resume_goes_on(
     spec = dry_run_spec(
         [{"setWeight": 10}, {"approval": {}}, {"setWeight": 60}, {"approval": {}}, {"setWeight": 100}]
     )
-    handle = await start(client, task_queue, spec)
+    handle = await start_rollout(client, task_queue, spec)
     await wait_for_status(handle, waiting_at(2))
     await handle.execute_update("pause", PauseInput(by="erin", reason="holiday"))
     with pytest.raises(WorkflowUpdateFailedError):
@@ -225,7 +210,7 @@ async def test_promote_skips_a_gate_and_full_promotion_goes_to_100(
     client: Client, task_queue: str, worker: Worker
 ) -> None:
     spec = dry_run_spec()
-    handle = await start(client, task_queue, spec)
+    handle = await start_rollout(client, task_queue, spec)
     await wait_for_status(handle, waiting_at(2))
     await handle.execute_update("promote", PromoteInput(by="frank"))
     await wait_for_status(handle, waiting_at(4))
@@ -259,7 +244,7 @@ async def test_invalid_spec_fails_at_once_and_touches_nothing(client: Client, ta
 
     bad = dry_run_spec([{"setWeight": 150}, {"setWieght": 10}])
     async with Worker(client, task_queue=task_queue, workflows=[Rollout], activities=[read_route]):
-        handle = await start(client, task_queue, bad)
+        handle = await start_rollout(client, task_queue, bad)
         error = await failure_of(handle)
     assert error.type == "InvalidSpec"
     assert "steps[0].setWeight: must be 0..100, got 150" in error.message
@@ -304,7 +289,7 @@ async def test_verification_failure_rolls_back(client: Client, task_queue: str) 
     async with Worker(
         client, task_queue=task_queue, workflows=[Rollout], activities=[*real, set_weights, sample_traffic]
     ):
-        handle = await start(client, task_queue, spec)
+        handle = await start_rollout(client, task_queue, spec)
         error = await failure_of(handle)
     # Step 0 at 100/0 already fails: the fake serves 50/50.
     assert error.type == "VerificationFailed"
@@ -326,7 +311,7 @@ async def test_non_retryable_activity_error_mid_rollout_rolls_back(client: Clien
 
     real = [a for a in ALL_ACTIVITIES if activity._Definition.must_from_callable(a).name != "set_weights"]
     async with Worker(client, task_queue=task_queue, workflows=[Rollout], activities=[*real, set_weights]):
-        handle = await start(
+        handle = await start_rollout(
             client, task_queue, dry_run_spec([{"setWeight": 10}, {"setWeight": 50}, {"setWeight": 100}])
         )
         error = await failure_of(handle)
@@ -342,7 +327,7 @@ async def test_missing_route_fails_without_touching_traffic(
     spec = dry_run_spec(
         router={"kind": "envoy", "routesFile": str(tmp_path / "missing.yaml"), "routeConfig": "reviews"}
     )
-    handle = await start(client, task_queue, spec)
+    handle = await start_rollout(client, task_queue, spec)
     error = await failure_of(handle)
     assert error.type == "RouteNotFound" and "missing.yaml" in error.message
     assert "no traffic had been changed" in error.message

@@ -13,14 +13,13 @@ from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
-from temporalio.exceptions import ApplicationError
+from temporalio.client import Client
 from temporalio.worker import Worker
 
 from sluice.backend import Backend, Fault
 from sluice.stack import EnvoyProxy, free_port, write_initial_routes
 from tests.support.prometheus import PrometheusServer, start_prometheus
-from tests.support.rollouts import wait_for_status
+from tests.support.rollouts import failure_of, start_rollout, wait_for_status
 from worker.main import build_worker
 
 # Reads 0 for a healthy canary (Envoy has no 5xx series before the first 5xx) and has no data
@@ -123,26 +122,13 @@ async def worker(client: Client, task_queue: str) -> AsyncIterator[Worker]:
         yield running
 
 
-async def start(client: Client, task_queue: str, spec: dict[str, Any]) -> WorkflowHandle[Any, Any]:
-    return await client.start_workflow(
-        "Rollout", spec, id=f"rollout-analysis-{uuid.uuid4()}", task_queue=task_queue
-    )
-
-
-async def failure_of(handle: WorkflowHandle[Any, Any]) -> ApplicationError:
-    with pytest.raises(WorkflowFailureError) as caught:
-        await handle.result()
-    assert isinstance(caught.value.cause, ApplicationError)
-    return caught.value.cause
-
-
 async def test_healthy_canary_passes_every_step(
     client: Client, task_queue: str, worker: Worker, plane: Plane
 ) -> None:
     spec = plane.spec(
         [{"setWeight": 20}, {"setWeight": 50}, {"setWeight": 100}], plane.error_rate(), bake="4s"
     )
-    summary = await (await start(client, task_queue, spec)).result()
+    summary = await (await start_rollout(client, task_queue, spec)).result()
     assert summary["phase"] == "Succeeded"
     (metric,) = summary["analysis"]
     assert metric["name"] == "error-rate" and metric["failed"] == 0
@@ -158,7 +144,7 @@ async def test_bad_canary_rolls_back_at_the_first_weight_without_waiting_for_app
         [{"setWeight": 20}, {"approval": {}}, {"setWeight": 50}, {"approval": {}}, {"setWeight": 100}],
         plane.error_rate(),
     )
-    handle = await start(client, task_queue, spec)
+    handle = await start_rollout(client, task_queue, spec)
     error = await failure_of(handle)
     assert error.type == "AnalysisFailed"
     assert "error-rate" in error.message and "0.05" in error.message
@@ -174,7 +160,7 @@ async def test_prometheus_gone_counts_errors_then_fails(
     spec = plane.spec(
         [{"setWeight": 20}, {"approval": {}}, {"setWeight": 100}], plane.error_rate(consecutiveErrorLimit=2)
     )
-    handle = await start(client, task_queue, spec)
+    handle = await start_rollout(client, task_queue, spec)
     await wait_for_status(handle, lambda s: bool(s["analysis"]) and s["analysis"][0]["successful"] >= 1)
     plane.prometheus.stop()
     error = await failure_of(handle)
@@ -193,7 +179,7 @@ async def test_no_data_is_inconclusive_and_pauses_for_a_person(
         "max": 1,
     }
     spec = plane.spec([{"setWeight": 20}, {"setWeight": 50}], metric, bake="2s")
-    handle = await start(client, task_queue, spec)
+    handle = await start_rollout(client, task_queue, spec)
     status = await wait_for_status(handle, lambda s: s["phase"] == "Paused")
     assert status["paused"]["by"] == "analysis" and "no-such-series" in status["paused"]["reason"]
     assert status["weights"] == {"stable": 80, "canary": 20}

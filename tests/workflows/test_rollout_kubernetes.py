@@ -7,20 +7,18 @@ worker outside a Pod would. Every object written is validated against the upstre
 from __future__ import annotations
 
 import copy
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
-from temporalio.exceptions import ApplicationError
+from temporalio.client import Client
 from temporalio.worker import Worker
 
 from tests.support.kube_emulator import DEPLOYMENT, GATEWAY_HTTP_ROUTE, ISTIO_VIRTUAL_SERVICE, KubeEmulator
 from tests.support.kube_fixtures import kube, schema_errors
-from tests.support.rollouts import wait_for_status
+from tests.support.rollouts import failure_of, start_rollout, wait_for_status
 from worker.main import build_worker
 
 __all__ = ["kube"]
@@ -68,19 +66,6 @@ def vs_weights(kube: KubeEmulator) -> list[tuple[str, int | None]]:
     return [(d["destination"]["host"], d.get("weight")) for d in route["route"]]
 
 
-async def start(client: Client, task_queue: str, spec: dict[str, Any]) -> WorkflowHandle[Any, Any]:
-    return await client.start_workflow(
-        "Rollout", spec, id=f"rollout-k8s-{uuid.uuid4()}", task_queue=task_queue
-    )
-
-
-async def failure_of(handle: WorkflowHandle[Any, Any]) -> ApplicationError:
-    with pytest.raises(WorkflowFailureError) as caught:
-        await handle.result()
-    assert isinstance(caught.value.cause, ApplicationError)
-    return caught.value.cause
-
-
 async def test_istio_rollout_end_to_end_scales_old_deployment_to_zero(
     client: Client, task_queue: str, kube: KubeEmulator, worker: Worker
 ) -> None:
@@ -89,7 +74,7 @@ async def test_istio_rollout_end_to_end_scales_old_deployment_to_zero(
         {"setWeight": 10}, {"approval": {}}, {"setWeight": 50}, {"approval": {}}, {"setWeight": 100},
         {"removeOld": {"deployment": "reviews-v1", "delay": "1s"}},
     ])  # fmt: skip
-    handle = await start(client, task_queue, spec)
+    handle = await start_rollout(client, task_queue, spec)
     await wait_for_status(handle, lambda s: s["phase"] == "WaitingForApproval")
     assert vs_weights(kube) == [("reviews-v1", 90), ("reviews-v2", 10)]
     status = await handle.query("status")
@@ -128,7 +113,7 @@ async def test_gateway_api_rollout_end_to_end(
         {"setWeight": 100},
         {"removeOld": {"deployment": "reviews-v1", "delay": "1s"}},
     ]
-    summary = await (await start(client, task_queue, spec)).result()
+    summary = await (await start_rollout(client, task_queue, spec)).result()
     assert summary["phase"] == "Succeeded"
     route = kube.stored(GATEWAY_HTTP_ROUTE, "default", "reviews")
     assert route is not None and schema_errors(route, "gateway-httproute.json") == []
@@ -152,7 +137,7 @@ async def test_conflict_and_server_errors_are_retried(
     kube.fail("put", ISTIO_VIRTUAL_SERVICE, 409, name="reviews")
     kube.fail("put", ISTIO_VIRTUAL_SERVICE, 500, name="reviews", times=2)
     summary = await (
-        await start(client, task_queue, istio_spec([{"setWeight": 30}, {"setWeight": 100}]))
+        await start_rollout(client, task_queue, istio_spec([{"setWeight": 30}, {"setWeight": 100}]))
     ).result()
     assert summary["phase"] == "Succeeded"
     assert vs_weights(kube) == [("reviews-v1", 0), ("reviews-v2", 100)]
@@ -161,7 +146,7 @@ async def test_conflict_and_server_errors_are_retried(
 async def test_missing_virtual_service_fails_without_touching_anything(
     client: Client, task_queue: str, kube: KubeEmulator, worker: Worker
 ) -> None:
-    error = await failure_of(await start(client, task_queue, istio_spec([{"setWeight": 10}])))
+    error = await failure_of(await start_rollout(client, task_queue, istio_spec([{"setWeight": 10}])))
     assert error.type == "RouteNotFound" and "reviews" in error.message
     assert "no traffic had been changed" in error.message
 
@@ -170,7 +155,7 @@ async def test_forbidden_write_fails_and_leaves_stable(
     client: Client, task_queue: str, kube: KubeEmulator, worker: Worker
 ) -> None:
     seed_istio(kube)
-    handle = await start(client, task_queue, istio_spec([{"pause": {}}, {"setWeight": 10}]))
+    handle = await start_rollout(client, task_queue, istio_spec([{"pause": {}}, {"setWeight": 10}]))
     await wait_for_status(handle, lambda s: s["phase"] == "Paused")
     assert vs_weights(kube) == [("reviews-v1", 100), ("reviews-v2", 0)]
     # The Role lost "update" (kmock counts a limit from the first request ever, so forbid for good):
@@ -189,7 +174,7 @@ async def test_hand_edit_between_steps_pauses_instead_of_overwriting(
     client: Client, task_queue: str, kube: KubeEmulator, worker: Worker, then: str
 ) -> None:
     seed_istio(kube)
-    handle = await start(
+    handle = await start_rollout(
         client, task_queue, istio_spec([{"setWeight": 10}, {"approval": {}}, {"setWeight": 50}])
     )
     await wait_for_status(handle, lambda s: s["phase"] == "WaitingForApproval")
