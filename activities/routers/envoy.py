@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import yaml
 
-from activities.errors import RouteInvalid, RouteNotFound, TransientError
+from activities.errors import RouteInvalid, RouteNotFound, SluiceError, TransientError
 from workflows.models import RouteState, Weights
 from workflows.spec import Destination, EnvoyRouterSpec
 
@@ -137,7 +137,7 @@ class EnvoyRouter:
             if document != original:
                 document["version_info"] = _version_of(document)
                 self._write_atomically(document)
-        self._wait_until_applied(str(document.get("version_info", "")))
+        self._wait_until_applied(document)
         return self._state(self._route_action(document), document)
 
     def _write_atomically(self, document: dict[str, Any]) -> None:
@@ -215,39 +215,54 @@ class EnvoyRouter:
 
     # -- confirmation ---------------------------------------------------------------------------
 
-    def _wait_until_applied(self, version: str) -> None:
-        """With ``admin`` set, return only once Envoy serves ``version`` of the route config."""
-        if not self.spec.admin or not version:
+    def _wait_until_applied(self, document: dict[str, Any]) -> None:
+        """With ``admin`` set, return only once Envoy serves the route's clusters and weights.
+
+        The served route is compared, not ``version_info``: Envoy keeps its old version string
+        when a file's resources did not change, so a version check could wait forever after a
+        hand rewrite, while the weights are what matters.
+        """
+        if not self.spec.admin:
             return
+        wanted = self._weights(self._route_action(document))
         url = self.spec.admin.rstrip("/") + "/config_dump?resource=dynamic_route_configs"
         deadline = time.monotonic() + _APPLY_TIMEOUT_SECONDS
         delay = 0.002
-        seen = "(unreachable)"
+        seen: object = "(unreachable)"
         with httpx.Client(timeout=2.0) as client:
             while True:
                 try:
-                    seen = _applied_version(client.get(url).json(), self.spec.route_config)
-                    if seen == version:
+                    served = _served_route_config(client.get(url).json(), self.spec.route_config)
+                    seen = "(no such route config)" if served is None else self._served_weights(served)
+                    if seen == wanted:
                         return
-                except (httpx.HTTPError, ValueError):
+                except (httpx.HTTPError, ValueError, SluiceError):
                     pass
                 if time.monotonic() > deadline:
                     raise TransientError(
-                        f"{self.description}: Envoy at {self.spec.admin} still serves version "
-                        f"{seen} of {self.spec.route_config}, not {version}"
+                        f"{self.description}: Envoy at {self.spec.admin} still serves {seen} "
+                        f"on {self.spec.route_config}, not {wanted}"
                     )
                 time.sleep(delay)  # Envoy applies a renamed file within milliseconds
                 delay = min(delay * 2, 0.05)
 
+    def _weights(self, action: dict[str, Any]) -> dict[str, int]:
+        return {str(e["name"]): int(e.get("weight", 0)) for e in self._clusters(action)}
 
-def _applied_version(config_dump: dict[str, Any], route_config: str) -> str:
+    def _served_weights(self, route_config: dict[str, Any]) -> dict[str, int]:
+        # Envoy's dump has the same shape as the file (proto JSON, snake_case keys).
+        return self._weights(self._route_action({"resources": [route_config]}))
+
+
+def _served_route_config(config_dump: dict[str, Any], name: str) -> dict[str, Any] | None:
     # With ?resource=dynamic_route_configs each entry of "configs" is one DynamicRouteConfig;
     # without it the entries are RoutesConfigDumps holding a dynamic_route_configs list.
     for config in config_dump.get("configs", []):
         for dynamic in [config, *config.get("dynamic_route_configs", [])]:
-            if dynamic.get("route_config", {}).get("name") == route_config:
-                return str(dynamic.get("version_info", ""))
-    return "(none)"
+            route_config = dynamic.get("route_config", {})
+            if route_config.get("name") == name:
+                return dict(route_config)
+    return None
 
 
 def _unshared(value: Any) -> Any:

@@ -685,7 +685,7 @@ def test_unreachable_admin_is_a_transient_error(
 ) -> None:
     monkeypatch.setattr(envoy_module, "_APPLY_TIMEOUT_SECONDS", 0.3)
     edit = router(live_envoy.proxy.routes_file, admin=f"http://127.0.0.1:{free_port()}")
-    with pytest.raises(TransientError, match=r"still serves version \(unreachable\)"):
+    with pytest.raises(TransientError, match=r"still serves \(unreachable\)"):
         edit.set_routes(Weights(stable=70, canary=30))
     # the file was written (a retry finds it done and only waits again)
     assert (edit.get_routes().stable, edit.get_routes().canary) == (70, 30)
@@ -706,7 +706,7 @@ def test_envoy_rejects_an_rds_file_with_two_route_configurations(
     write_doc(tmp, document)
     os.replace(tmp, path)
     try:
-        with pytest.raises(TransientError, match="still serves version"):
+        with pytest.raises(TransientError, match="still serves"):
             live_envoy.router().set_routes(Weights(stable=20, canary=80))
         assert live_envoy.count(50) == Counter({"reviews-v1": 50})  # the old config stays
     finally:
