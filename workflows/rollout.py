@@ -479,7 +479,7 @@ class Rollout:
             ),
             result_type=SampleResult,
             start_to_close_timeout=timeout,
-            heartbeat_timeout=timedelta(seconds=10),
+            heartbeat_timeout=timedelta(seconds=30),
             retry_policy=_SAMPLE_RETRY,
         )
         self._status.verifications.append(VerificationRecord(step=index, at=workflow.now(), result=result))

@@ -16,13 +16,14 @@ import pytest
 
 from sluice.backend import Fault
 from sluice.stack import LocalStack
-from tests.e2e.conftest import replace_worker, reset_routes, restart_server
 from tests.support.e2e import (
     CliError,
     TemporalCli,
     assert_split,
     completed_result,
     rds_weights,
+    replace_worker,
+    restart_server,
     sample_versions,
     wait_until,
     write_spec,
@@ -45,14 +46,10 @@ def route_activities(cli: TemporalCli, workflow_id: str) -> list[str]:
     return [name for name, _ in cli.activities(workflow_id) if name in ("set_weights", "remove_old_route")]
 
 
-@pytest.fixture
-def fresh(stack: LocalStack) -> LocalStack:
-    reset_routes(stack)
-    return stack
-
-
-def test_worker_killed_while_waiting_for_approval(fresh: LocalStack, cli: TemporalCli, tmp_path: Path) -> None:
-    stack = fresh
+def test_worker_killed_while_waiting_for_approval(
+    clean_stack: LocalStack, cli: TemporalCli, tmp_path: Path
+) -> None:
+    stack = clean_stack
     workflow_id = f"kill-at-gate-{uuid.uuid4().hex[:8]}"
     steps = [{"setWeight": 10}, {"approval": {}}, {"setWeight": 50}, {"approval": {}}, {"setWeight": 100}]
     cli.start(workflow_id, write_spec(tmp_path, stack.spec_for(steps)))
@@ -76,8 +73,8 @@ def test_worker_killed_while_waiting_for_approval(fresh: LocalStack, cli: Tempor
     assert_split(sample_versions(stack.envoy.url, 200), V1, V2, 100)
 
 
-def test_worker_killed_inside_an_activity(fresh: LocalStack, cli: TemporalCli, tmp_path: Path) -> None:
-    stack = fresh
+def test_worker_killed_inside_an_activity(clean_stack: LocalStack, cli: TemporalCli, tmp_path: Path) -> None:
+    stack = clean_stack
     # Only the canary is slow (1 s an answer): step 0 (100/0) samples fast, step 1 (90/10) takes
     # about 4 s for 400 samples, 10 at a time: time enough to kill the worker mid-activity.
     stack.canary.set_fault(Fault(latency_ms=1000))
@@ -85,12 +82,15 @@ def test_worker_killed_inside_an_activity(fresh: LocalStack, cli: TemporalCli, t
     spec = stack.spec_for([{"setWeight": 10}, {"setWeight": 50}], samples=400)
     cli.start(workflow_id, write_spec(tmp_path, spec))
     try:
-        cli.wait_status(workflow_id, lambda s: s["phase"] == "Verifying" and s["currentStep"] == 1, timeout=30)
+        cli.wait_status(
+            workflow_id, lambda s: s["phase"] == "Verifying" and s["currentStep"] == 1, timeout=30
+        )
 
         def sampling() -> bool:
             pending = cli.describe(workflow_id).get("pendingActivities") or []
             return any(
-                a["activityType"]["name"] == "sample_traffic" and a["state"] == "PENDING_ACTIVITY_STATE_STARTED"
+                a["activityType"]["name"] == "sample_traffic"
+                and a["state"] == "PENDING_ACTIVITY_STATE_STARTED"
                 for a in pending
             )
 
@@ -110,17 +110,23 @@ def test_worker_killed_inside_an_activity(fresh: LocalStack, cli: TemporalCli, t
     assert all(v["result"]["passed"] for v in summary["verifications"])
     started = cli.activities(workflow_id)
     assert [name for name, _ in started] == [
-        "read_route", "set_weights", "sample_traffic", "set_weights", "sample_traffic", "set_weights", "sample_traffic",
-    ]  # fmt: skip
+        "read_route",
+        *["set_weights", "sample_traffic"] * 3,
+    ]
     assert [attempt for name, attempt in started if name == "sample_traffic"] == [1, 2, 1]
     assert rds_weights(stack.envoy.routes_file) == {V1: 50, V2: 50}
     assert_split(sample_versions(stack.envoy.url, 400), V1, V2, 50)
 
 
-def test_dev_server_killed_and_restarted_with_its_database(fresh: LocalStack, cli: TemporalCli, tmp_path: Path) -> None:
-    stack = fresh
+def test_dev_server_killed_and_restarted_with_its_database(
+    clean_stack: LocalStack, cli: TemporalCli, tmp_path: Path
+) -> None:
+    stack = clean_stack
     workflow_id = f"kill-server-{uuid.uuid4().hex[:8]}"
-    cli.start(workflow_id, write_spec(tmp_path, stack.spec_for([{"setWeight": 10}, {"approval": {}}, {"setWeight": 100}])))
+    cli.start(
+        workflow_id,
+        write_spec(tmp_path, stack.spec_for([{"setWeight": 10}, {"approval": {}}, {"setWeight": 100}])),
+    )
     cli.wait_status(workflow_id, waiting_at(2))
 
     stack.temporal.kill()

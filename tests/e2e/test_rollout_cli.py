@@ -27,8 +27,9 @@ from tests.support.e2e import (
     rds_route_action,
     rds_weights,
     sample_versions,
-    write_rds_weights,
+    wait_applied,
     wait_until,
+    write_rds_weights,
     write_spec,
 )
 from worker.client import connect
@@ -58,9 +59,18 @@ def unique_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def test_happy_path_signal_and_update_approvals(clean_stack: LocalStack, cli: TemporalCli, tmp_path: Path) -> None:
+def test_happy_path_signal_and_update_approvals(
+    clean_stack: LocalStack, cli: TemporalCli, tmp_path: Path
+) -> None:
     stack = clean_stack
-    steps = [{"setWeight": 10}, {"approval": {}}, {"setWeight": 50}, {"approval": {}}, {"setWeight": 100}, {"removeOld": {}}]
+    steps = [
+        {"setWeight": 10},
+        {"approval": {}},
+        {"setWeight": 50},
+        {"approval": {}},
+        {"setWeight": 100},
+        {"removeOld": {}},
+    ]
     spec_file = write_spec(tmp_path, stack.spec_for(steps))
     workflow_id = "rollout-default-reviews"
     served(stack, 0)
@@ -85,7 +95,10 @@ def test_happy_path_signal_and_update_approvals(clean_stack: LocalStack, cli: Te
     summary = completed_result(cli.result(workflow_id))
     assert summary["phase"] == "Succeeded"
     assert summary["weights"] == {"stable": 0, "canary": 100}
-    assert [(a["by"], a["step"], a["via"]) for a in summary["approvals"]] == [("alice", 2, "signal"), ("bob", 4, "update")]
+    assert [(a["by"], a["step"], a["via"]) for a in summary["approvals"]] == [
+        ("alice", 2, "signal"),
+        ("bob", 4, "update"),
+    ]
     assert weights_set(summary) == [(0, 0), (1, 10), (3, 50), (5, 100)]
     assert [e["step"] for e in summary["events"] if e["event"] == "oldRemovedFromRoute"] == [6]
     assert all(v["result"]["passed"] for v in summary["verifications"])
@@ -98,7 +111,9 @@ def test_happy_path_signal_and_update_approvals(clean_stack: LocalStack, cli: Te
 def start_at_gate(stack: LocalStack, cli: TemporalCli, tmp_path: Path, prefix: str) -> str:
     """A rollout at 50/50 waiting for approval at step 2 (served split checked)."""
     workflow_id = unique_id(prefix)
-    spec_file = write_spec(tmp_path, stack.spec_for([{"setWeight": 50}, {"approval": {}}, {"setWeight": 100}]))
+    spec_file = write_spec(
+        tmp_path, stack.spec_for([{"setWeight": 50}, {"approval": {}}, {"setWeight": 100}])
+    )
     cli.start(workflow_id, spec_file)
     cli.wait_status(workflow_id, waiting_at(2))
     assert rds_weights(stack.envoy.routes_file) == {V1: 50, V2: 50}
@@ -149,13 +164,17 @@ def test_route_edited_by_hand_during_verification_fails_and_rolls_back(
     workflow_id = unique_id("verify")
     cli.start(workflow_id, write_spec(tmp_path, stack.spec_for([{"setWeight": 10}, {"setWeight": 20}])))
 
-    status = cli.wait_status(workflow_id, lambda s: s["phase"] == "Verifying" and s["currentStep"] == 1, timeout=20)
+    status = cli.wait_status(
+        workflow_id, lambda s: s["phase"] == "Verifying" and s["currentStep"] == 1, timeout=20
+    )
     assert status["weights"] == {"stable": 90, "canary": 10}
-    write_rds_weights(stack.envoy.routes_file, {V1: 50, V2: 50}, version="edited-by-hand")
+    try:
+        write_rds_weights(stack.envoy.routes_file, {V1: 50, V2: 50}, version="edited-by-hand")
+    finally:
+        for backend in (stack.stable, stack.canary):  # the rest of the sampling runs fast
+            backend.set_fault(Fault())
 
     failure = failure_of(cli.result(workflow_id))
-    for backend in (stack.stable, stack.canary):
-        backend.set_fault(Fault())
     assert failure["applicationFailureInfo"]["type"] == "VerificationFailed", failure["message"]
     assert failure["message"].startswith("step 1: expected 90/10 but sampled")
     status = cli.status(workflow_id)
@@ -165,12 +184,15 @@ def test_route_edited_by_hand_during_verification_fails_and_rolls_back(
     served(stack, 0)
 
 
-def test_route_edited_by_hand_at_a_gate_is_held_as_drift(clean_stack: LocalStack, cli: TemporalCli, tmp_path: Path) -> None:
+def test_route_edited_by_hand_at_a_gate_is_held_as_drift(
+    clean_stack: LocalStack, cli: TemporalCli, tmp_path: Path
+) -> None:
     """An edit while the rollout waits is not overwritten: the approved step holds for a person;
     abort then restores 100% stable."""
     stack = clean_stack
     workflow_id = start_at_gate(stack, cli, tmp_path, "drift")
     write_rds_weights(stack.envoy.routes_file, {V1: 80, V2: 20}, version="edited-by-hand")
+    wait_applied(stack.envoy.admin_url, "edited-by-hand")
     served(stack, 20)
 
     cli.update_result(workflow_id, "approve", {"by": "dave", "step": 2})
@@ -186,7 +208,9 @@ def test_route_edited_by_hand_at_a_gate_is_held_as_drift(clean_stack: LocalStack
     served(stack, 0)
 
 
-def test_schedule_created_with_the_cli_starts_a_rollout(clean_stack: LocalStack, cli: TemporalCli, tmp_path: Path) -> None:
+def test_schedule_created_with_the_cli_starts_a_rollout(
+    clean_stack: LocalStack, cli: TemporalCli, tmp_path: Path
+) -> None:
     stack = clean_stack
     schedule_id = unique_id("sched")
     spec_file = write_spec(tmp_path, stack.spec_for([{"setWeight": 50}, {"setWeight": 100}]))
@@ -222,31 +246,45 @@ def test_schedule_created_with_the_cli_starts_a_rollout(clean_stack: LocalStack,
 
 INVALID_SPECS: list[tuple[str, Any, str]] = [
     ("service-wrong-type", lambda s: s.update(service=123), "service: Input should be a valid string"),
-    ("weight-wrong-type", lambda s: s.update(steps=[{"setWeight": "ten"}]), "steps[0].setWeight: Input should be a valid integer"),
+    (
+        "weight-wrong-type",
+        lambda s: s.update(steps=[{"setWeight": "ten"}]),
+        "steps[0].setWeight: Input should be a valid integer",
+    ),
     ("steps-not-a-list", lambda s: s.update(steps={"setWeight": 10}), "steps: Input should be a valid list"),
-    ("weight-150", lambda s: s.update(steps=[{"setWeight": 150}]), "steps[0].setWeight: must be 0..100, got 150"),
+    (
+        "weight-150",
+        lambda s: s.update(steps=[{"setWeight": 150}]),
+        "steps[0].setWeight: must be 0..100, got 150",
+    ),
     ("router-kind", lambda s: s["router"].update(kind="nginx"), "router.kind: unknown router kind 'nginx'"),
     ("unknown-key", lambda s: s.update(verfy={}), "verfy: unknown key"),
     ("misspelt-step", lambda s: s.update(steps=[{"setWieght": 10}]), "steps[0].setWieght: unknown step kind"),
     ("stable-equals-canary", lambda s: s.update(canary={"host": V1}), "canary: must differ from stable"),
     ("missing-routes-file", lambda s: s["router"].pop("routesFile"), "router.routesFile: required"),
-    ("unknown-step", lambda s: s.update(steps=[{"setWeight": 10}, {"rollback": {}}]), "steps[1].rollback: unknown step kind"),
+    (
+        "unknown-step",
+        lambda s: s.update(steps=[{"setWeight": 10}, {"rollback": {}}]),
+        "steps[1].rollback: unknown step kind",
+    ),
 ]
 
 
-def test_invalid_specs_fail_fast_naming_the_field(clean_stack: LocalStack, cli: TemporalCli, tmp_path: Path) -> None:
+def test_invalid_specs_fail_fast_naming_the_field(
+    clean_stack: LocalStack, cli: TemporalCli, tmp_path: Path
+) -> None:
     stack = clean_stack
     before = stack.envoy.routes_file.read_bytes()
-    started: dict[str, tuple[str, float]] = {}
+    started: dict[str, str] = {}
     for name, mutate, _ in INVALID_SPECS:
         spec = stack.spec_for([{"setWeight": 10}, {"approval": {}}])
         mutate(spec)
         workflow_id = unique_id(f"bad-{name}")
         cli.start(workflow_id, write_spec(tmp_path, spec, f"{name}.json"))
-        started[name] = (workflow_id, time.monotonic())
+        started[name] = workflow_id
 
     for name, _, expected in INVALID_SPECS:
-        workflow_id, at = started[name]
+        workflow_id = started[name]
         outcome = cli.result(workflow_id, timeout=15)
         failure = failure_of(outcome)
         assert failure["applicationFailureInfo"]["type"] == "InvalidSpec", name
@@ -259,10 +297,15 @@ def test_invalid_specs_fail_fast_naming_the_field(clean_stack: LocalStack, cli: 
     served(stack, 0)
 
 
-def test_bad_update_payloads_are_refused_with_a_reason(clean_stack: LocalStack, cli: TemporalCli, tmp_path: Path) -> None:
+def test_bad_update_payloads_are_refused_with_a_reason(
+    clean_stack: LocalStack, cli: TemporalCli, tmp_path: Path
+) -> None:
     stack = clean_stack
     workflow_id = unique_id("bad-updates")
-    cli.start(workflow_id, write_spec(tmp_path, stack.spec_for([{"setWeight": 10}, {"approval": {}}, {"setWeight": 20}])))
+    cli.start(
+        workflow_id,
+        write_spec(tmp_path, stack.spec_for([{"setWeight": 10}, {"approval": {}}, {"setWeight": 20}])),
+    )
     cli.wait_status(workflow_id, waiting_at(2))
 
     refusals = [
@@ -310,6 +353,6 @@ async def test_approve_to_served_latency(clean_stack: LocalStack, cli: TemporalC
     summary = completed_result(cli.result(workflow_id))
     assert weights_set(summary)[-1] == (9, 100)
     print(
-        f"\napprove -> served: median {statistics.median(latencies) * 1000:.1f} ms over {len(latencies)} gates "
-        f"({', '.join(f'{x * 1000:.1f}' for x in latencies)} ms)"
+        f"\napprove -> served: median {statistics.median(latencies) * 1000:.1f} ms "
+        f"over {len(latencies)} gates ({', '.join(f'{x * 1000:.1f}' for x in latencies)} ms)"
     )

@@ -21,6 +21,9 @@ import yaml
 from scipy.stats import binomtest
 from temporalio.client import Client
 
+from sluice.backend import Fault
+from sluice.stack import LocalStack, TemporalDevServer, WorkerProcess, write_initial_routes
+
 __all__ = [
     "CliError",
     "TemporalCli",
@@ -31,7 +34,11 @@ __all__ = [
     "measure_approve_to_served",
     "rds_route_action",
     "rds_weights",
+    "replace_worker",
+    "reset_routes",
+    "restart_server",
     "sample_versions",
+    "wait_applied",
     "wait_until",
     "write_rds_weights",
     "write_spec",
@@ -52,7 +59,9 @@ class TemporalCli:
     address: str
     timeout: float = 30.0
 
-    def run(self, *args: str, check: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, check: bool = True, timeout: float | None = None
+    ) -> subprocess.CompletedProcess[str]:
         command = [self.binary, *args, "--address", self.address]
         done = subprocess.run(
             command,
@@ -60,7 +69,6 @@ class TemporalCli:
             text=True,
             timeout=timeout or self.timeout,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, "TEMPORAL_CLI_SHOW_STACKS": ""},
         )
         if check and done.returncode != 0:
             raise CliError(
@@ -82,9 +90,13 @@ class TemporalCli:
         )  # fmt: skip
 
     def signal(self, workflow_id: str, name: str, payload: dict[str, Any]) -> None:
-        self.run("workflow", "signal", "--workflow-id", workflow_id, "--name", name, "--input", json.dumps(payload))
+        self.run(
+            "workflow", "signal", "--workflow-id", workflow_id, "--name", name, "--input", json.dumps(payload)
+        )
 
-    def update(self, workflow_id: str, name: str, payload: Any, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def update(
+        self, workflow_id: str, name: str, payload: Any, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         """``temporal workflow update execute``; with ``check=False`` the caller reads the refusal."""
         text = payload if isinstance(payload, str) else json.dumps(payload)
         return self.run(
@@ -110,7 +122,9 @@ class TemporalCli:
 
         The CLI exits 1 when the workflow failed, and still prints the JSON.
         """
-        done = self.run("workflow", "result", "--workflow-id", workflow_id, "-o", "json", check=False, timeout=timeout)
+        done = self.run(
+            "workflow", "result", "--workflow-id", workflow_id, "-o", "json", check=False, timeout=timeout
+        )
         try:
             return dict(json.loads(done.stdout))
         except json.JSONDecodeError:
@@ -140,7 +154,9 @@ class TemporalCli:
         answer = self.json("workflow", "list", "--query", query)
         return list(answer or [])
 
-    def wait_status(self, workflow_id: str, predicate: Callable[[dict[str, Any]], bool], timeout: float = 30.0) -> dict[str, Any]:
+    def wait_status(
+        self, workflow_id: str, predicate: Callable[[dict[str, Any]], bool], timeout: float = 30.0
+    ) -> dict[str, Any]:
         """Query ``status`` until ``predicate`` holds."""
         last: dict[str, Any] = {}
 
@@ -171,7 +187,9 @@ def _brief(status: dict[str, Any]) -> dict[str, Any]:
     return {key: status.get(key) for key in keys}
 
 
-def wait_until(predicate: Callable[[], T], timeout: float, what: str | Callable[[], str], every: float = 0.05) -> T:
+def wait_until(
+    predicate: Callable[[], T], timeout: float, what: str | Callable[[], str], every: float = 0.05
+) -> T:
     """Poll ``predicate`` until it returns something truthy; fail with ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -206,7 +224,9 @@ def sample_versions(url: str, count: int, header: str = "x-version") -> Counter[
     return seen
 
 
-def assert_split(seen: Counter[str], stable: str, canary: str, canary_weight: int, alpha: float = 0.001) -> None:
+def assert_split(
+    seen: Counter[str], stable: str, canary: str, canary_weight: int, alpha: float = 0.001
+) -> None:
     """The sampled split is what ``canary_weight`` promises: exact at 0/100, else a binomial test."""
     total = sum(seen.values())
     assert set(seen) <= {stable, canary}, f"unexpected answers: {dict(seen)}"
@@ -235,7 +255,9 @@ def rds_weights(path: Path, route_config: str = "reviews") -> dict[str, int]:
     return {entry["name"]: int(entry.get("weight", 0)) for entry in action["weighted_clusters"]["clusters"]}
 
 
-def write_rds_weights(path: Path, weights: dict[str, int], version: str, route_config: str = "reviews") -> None:
+def write_rds_weights(
+    path: Path, weights: dict[str, int], version: str, route_config: str = "reviews"
+) -> None:
     """Edit the route's weights by hand, the way an operator would: temp file + atomic rename."""
     document = yaml.safe_load(path.read_text())
     config = next(r for r in document["resources"] if r.get("name") == route_config)
@@ -248,7 +270,9 @@ def write_rds_weights(path: Path, weights: dict[str, int], version: str, route_c
     os.replace(temp, path)
 
 
-def applied_route_version(admin_url: str, route_config: str = "reviews", client: httpx.Client | None = None) -> str:
+def applied_route_version(
+    admin_url: str, route_config: str = "reviews", client: httpx.Client | None = None
+) -> str:
     """The ``version_info`` of the route config Envoy serves now (from its admin config dump)."""
     url = f"{admin_url}/config_dump?resource=dynamic_route_configs"
     response = client.get(url) if client is not None else httpx.get(url, timeout=2.0)
@@ -281,3 +305,46 @@ async def measure_approve_to_served(
             if time.perf_counter() > deadline:
                 raise AssertionError(f"Envoy still serves {before} {timeout}s after approving step {step}")
         return time.perf_counter() - returned
+
+
+def wait_applied(admin_url: str, version: str, route_config: str = "reviews", timeout: float = 10.0) -> None:
+    """Wait until Envoy serves ``version`` of the route config (after a hand edit)."""
+    wait_until(
+        lambda: applied_route_version(admin_url, route_config) == version,
+        timeout,
+        f"Envoy never loaded version {version} of {route_config}",
+    )
+
+
+# -- the local stack --------------------------------------------------------------------------
+
+
+def reset_routes(stack: LocalStack) -> None:
+    """Back to the initial RDS file (100% stable, one cluster) and no backend faults; wait until
+    Envoy serves it."""
+    for backend in (stack.stable, stack.canary):
+        backend.set_fault(Fault())
+    write_initial_routes(stack.envoy.routes_file, stack.stable_name)
+    wait_applied(stack.envoy.admin_url, "initial")
+
+
+def replace_worker(stack: LocalStack, name: str) -> WorkerProcess:
+    """Start a fresh ``python -m worker`` (after the old one was killed); the stack stops it."""
+    worker = WorkerProcess(
+        stack.state_dir, stack.temporal.address, stack.task_queue, cwd=Path.cwd(), log_name=f"{name}.log"
+    )
+    stack.started.append(worker)  # stopped with the stack even if start_and_wait fails
+    worker.start_and_wait()
+    stack.worker = worker
+    return worker
+
+
+def restart_server(stack: LocalStack) -> TemporalDevServer:
+    """A new dev server on the same port with the same DB file, in the old one's stop slot."""
+    old = stack.temporal
+    assert not old.running(), "kill the old server first"
+    server = TemporalDevServer(stack.state_dir, old.port, None, db_file=old.db_file)
+    stack.started[stack.started.index(old)] = server
+    stack.temporal = server
+    server.start_and_wait()
+    return server
