@@ -11,7 +11,7 @@ import httpx
 import structlog
 from temporalio import activity
 
-from activities._split_test import DEFAULT_ALPHA, binomial_two_sided_p_value
+from activities._split_test import binomial_two_sided_p_value
 from workflows.models import SampleInput, SampleResult
 
 __all__ = ["classify", "judge_split", "sample_traffic"]
@@ -60,10 +60,10 @@ def judge_split(
         )
     else:
         p_value = binomial_two_sided_p_value(canary, classified, request.weights.canary / 100)
-        if p_value < DEFAULT_ALPHA:
+        if p_value < request.verify.alpha:
             reason = (
                 f"served split {stable}:{canary} is not {request.weights.stable}:{request.weights.canary} "
-                f"(binomial p={p_value:.2e} < {DEFAULT_ALPHA})"
+                f"(binomial p={p_value:.2e} < {request.verify.alpha:g})"
             )
     return SampleResult(
         samples=samples,
@@ -75,7 +75,7 @@ def judge_split(
         status_codes=dict(status_codes),
         expected=request.weights,
         p_value=p_value,
-        alpha=DEFAULT_ALPHA,
+        alpha=request.verify.alpha,
         passed=not reason,
         reason=reason,
         seconds=round(seconds, 3),

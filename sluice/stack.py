@@ -426,8 +426,14 @@ class LocalStack:
         while self.started:
             self.started.pop().stop()
 
-    def spec_for(self, steps: list[dict[str, Any]] | None = None, samples: int = 200) -> dict[str, Any]:
-        """A rollout spec (JSON form) for this stack's Envoy route and backends."""
+    def spec_for(
+        self, steps: list[dict[str, Any]] | None = None, samples: int = 200, alpha: float = 1e-6
+    ) -> dict[str, Any]:
+        """A rollout spec (JSON form) for this stack's Envoy route and backends.
+
+        ``alpha`` defaults far below the spec's 0.001 because suites and benchmarks run many
+        checks: a 50/50 split served for 90/10 still fails at p ~ 1e-21.
+        """
         spec: dict[str, Any] = {
             "service": "reviews",
             "namespace": "default",
@@ -439,7 +445,7 @@ class LocalStack:
             },
             "stable": {"host": self.stable_name},
             "canary": {"host": self.canary_name},
-            "verify": {"url": self.envoy.url, "samples": samples, "header": "x-version"},
+            "verify": {"url": self.envoy.url, "samples": samples, "header": "x-version", "alpha": alpha},
         }
         if steps is not None:
             spec["steps"] = steps

@@ -223,6 +223,8 @@ class VerifySpec(_SpecModel):
     """What ``match``/``header`` yields for stable; default: the stable host."""
     canary_value: str | None = None
     """What ``match``/``header`` yields for the canary; default: the canary host."""
+    alpha: float = Field(default=0.001, gt=0, lt=0.5)
+    """Significance of the split test: a correctly served split fails with at most this chance."""
     concurrency: int = Field(default=10, ge=1, le=200)
     request_timeout: Duration = timedelta(seconds=5)
     headers: dict[str, str] = Field(default_factory=dict)

@@ -225,7 +225,7 @@ def sample_versions(url: str, count: int, header: str = "x-version") -> Counter[
 
 
 def assert_split(
-    seen: Counter[str], stable: str, canary: str, canary_weight: int, alpha: float = 0.001
+    seen: Counter[str], stable: str, canary: str, canary_weight: int, alpha: float = 1e-6
 ) -> None:
     """The sampled split is what ``canary_weight`` promises: exact at 0/100, else a binomial test."""
     total = sum(seen.values())

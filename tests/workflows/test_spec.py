@@ -1,0 +1,128 @@
+"""Spec validation: every problem named by its path, in the user's spelling."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from workflows._durations import format_duration, parse_duration
+from workflows.spec import SpecError, validate_spec
+
+
+def base(**changes: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "service": "reviews",
+        "router": {"kind": "envoy", "routesFile": "/tmp/rds.yaml", "routeConfig": "reviews"},
+        "stable": {"host": "reviews-v1"},
+        "canary": {"host": "reviews-v2"},
+    }
+    spec.update(changes)
+    return spec
+
+
+def test_defaults() -> None:
+    spec = validate_spec(base())
+    assert spec.namespace == "default"
+    assert spec.workflow_id == "rollout-default-reviews"
+    assert [step.kind for step in spec.steps] == [
+        "setWeight", "approval", "setWeight", "approval", "setWeight", "approval", "removeOld",
+    ]  # fmt: skip
+    assert [step.set_weight for step in spec.steps if step.set_weight is not None] == [10, 50, 100]
+    assert spec.verify is None and spec.analysis is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"steps": [{"setWeight": 150}]}, "steps[0].setWeight: must be 0..100, got 150"),
+        ({"steps": [{"setWeight": "10"}]}, "steps[0].setWeight: Input should be a valid integer, got '10'"),
+        ({"steps": [{"setWieght": 10}]}, "steps[0].setWieght: unknown step kind"),
+        ({"steps": [{"setWeight": 10, "approval": {}}]}, "steps[0]: a step has exactly one kind"),
+        ({"steps": []}, "steps: needs at least one step"),
+        (
+            {"steps": [{"setWeight": 50}, {"removeOld": {}}]},
+            "steps[1].removeOld: the canary must be at 100% first",
+        ),
+        (
+            {"steps": [{"setWeight": 100}, {"removeOld": {}}, {"approval": {}}]},
+            "steps[1].removeOld: must be the last step",
+        ),
+        (
+            {"steps": [{"pause": {"duration": "10 minutes"}}]},
+            "steps[0].pause.duration: must be a duration like 30s",
+        ),
+        ({"steps": [{"approval": {"timeout": "1h", "onTimeout": "approve"}}]}, "steps[0].approval.onTimeout"),
+        ({"router": {"kind": "nginx"}}, "router.kind: unknown router kind 'nginx'"),
+        ({"router": {"kind": "envoy", "routeConfig": "reviews"}}, "router.routesFile: required"),
+        ({"router": {"kind": "istio"}}, "router.virtualService: required"),
+        ({"canary": {"host": "reviews-v1"}}, "canary: must differ from stable (both reviews-v1)"),
+        ({"canary": {"host": "reviews", "subset": "v2"}}, "canary.subset: only the istio router has subsets"),
+        ({"service": "Reviews"}, "service: must be a lowercase DNS label"),
+        ({"verfy": {}}, "verfy: unknown key"),
+        ({"verify": {"url": "http://x/"}}, "verify: set exactly one of match"),
+        (
+            {"verify": {"url": "ftp://x/", "header": "x-version"}},
+            "verify.url: must be an http:// or https:// URL",
+        ),
+        (
+            {"verify": {"url": "http://x/", "match": "(", "header": None}},
+            "verify.match: is not a valid regular expression",
+        ),
+        (
+            {"steps": [{"setWeight": 100}, {"removeOld": {"deployment": "reviews-v1"}}]},
+            "steps[1].removeOld.deployment: needs a Kubernetes router",
+        ),
+    ],
+)
+def test_invalid_specs_name_the_field(changes: dict[str, Any], expected: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        validate_spec(base(**changes))
+    assert any(problem.startswith(expected) or expected in problem for problem in caught.value.problems), (
+        caught.value.problems
+    )
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(SpecError) as caught:
+        validate_spec(base(steps=[{"setWeight": 150}, {"setWieght": 1}], verfy={}))
+    assert len(caught.value.problems) == 3
+
+
+def test_a_spec_that_is_not_a_mapping() -> None:
+    with pytest.raises(SpecError, match="spec: must be a mapping"):
+        validate_spec(["service", "reviews"])
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("30s", 30),
+        ("10m", 600),
+        ("2h", 7200),
+        ("1d", 86400),
+        (45, 45),
+        ("PT30S", 30),
+        ("1.5s", 1.5),
+        ("250ms", 0.25),
+    ],
+)
+def test_durations(text: Any, seconds: float) -> None:
+    assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("bad", ["10x", "-5s", -1, True, "", None])
+def test_bad_durations(bad: Any) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(bad)
+
+
+def test_durations_print_the_way_users_write_them() -> None:
+    assert [format_duration(timedelta(seconds=s)) for s in (30, 600, 7200, 86400, 90)] == [
+        "30s",
+        "10m",
+        "2h",
+        "1d",
+        "90s",
+    ]
