@@ -1,28 +1,148 @@
 """``sluice demo``: the whole local stack and one rollout of examples/reviews-local.yaml.
 
-It starts the stack, starts the rollout through Temporal, prints the split Envoy served at each
-step (measured by the workflow's own verification), approves each gate itself (or, with
-``--interactive``, prints the ``temporal`` commands to paste and waits), and stops everything.
+It starts a Prometheus scraping Envoy's admin ``/stats/prometheus`` and the stack, runs a small
+background load through Envoy (so the metrics have data), and starts the rollout through Temporal
+with an ``analysis`` section added (reviews-v2's error rate from Prometheus, at most 5%). It prints
+the split Envoy served at each step (measured by the workflow's own verification) and every metric
+measurement, approves each gate itself (or, with ``--interactive``, prints the ``temporal``
+commands to paste and waits), and stops everything.
+
+With ``--bad-canary`` reviews-v2 answers 20% of its requests with a 503 before the rollout
+starts: the analysis must roll it back by itself at 10% (``AnalysisFailed``), and Envoy must serve
+100% reviews-v1 afterwards. That rollback is the demo's success.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
+import threading
+import time
+from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 from rich.console import Console
 from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import ApplicationError
 
+from sluice.backend import Fault
 from sluice.client import load_spec_file, start_rollout
+from sluice.prometheus import PrometheusServer, prometheus_binary
 from sluice.stack import LocalStack, StackPorts
 from worker.client import connect
 from worker.settings import Settings
+from workflows.spec import validate_spec
 
-__all__ = ["run_demo"]
+__all__ = [
+    "BAD_CANARY_FAULT",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_UNEXPECTED",
+    "BackgroundLoad",
+    "demo_analysis",
+    "error_ratio_query",
+    "run_demo",
+    "served_split",
+]
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "reviews-local.yaml"
+
+EXIT_OK = 0
+"""The demo showed what it set out to show (a rollout, or with ``--bad-canary`` its rollback)."""
+EXIT_FAILED = 1
+"""Plain demo: the rollout did not succeed."""
+EXIT_UNEXPECTED = 3
+"""``--bad-canary``: the outcome was not the expected automatic rollback at 10%."""
+
+BAD_CANARY_FAULT = Fault(error_rate=0.2)
+LOAD_PER_SECOND = 30.0
+ERROR_RATE_MAX = 0.05
+BAKE = "7s"
+
+
+def error_ratio_query(cluster: str, window: str = "5s") -> str:
+    """``cluster``'s share of 5xx answers over ``window``, from Envoy's stats in Prometheus.
+
+    Envoy exports ``upstream_rq_xx{envoy_response_code_class="5"}`` only after a cluster's first
+    5xx, so the numerator falls back to ``vector(0)``: a healthy canary reads 0. The denominator
+    keeps "no data" honest: no request to the canary in the window is an empty result
+    (inconclusive), not 0.
+    """
+    selector = f'envoy_cluster_name="{cluster}"'
+    return (
+        f'(sum(rate(envoy_cluster_upstream_rq_xx{{{selector},envoy_response_code_class="5"}}'
+        f"[{window}])) or vector(0))"
+        f" / (sum(rate(envoy_cluster_upstream_rq_completed{{{selector}}}[{window}])) > 0)"
+    )
+
+
+def demo_analysis(prometheus_url: str, canary: str) -> dict[str, Any]:
+    """The ``analysis`` section the demo adds to examples/reviews-local.yaml."""
+    return {
+        "interval": "2s",
+        # Long enough at each weight for a bad canary to show in a few measurements (and be
+        # rolled back before the demo approves the next step), short enough for a quick demo.
+        "bake": BAKE,
+        "metrics": [
+            {
+                "name": "error-rate",
+                "prometheus": {"address": prometheus_url, "query": error_ratio_query(canary)},
+                "max": ERROR_RATE_MAX,
+                # Right after a shift the canary may have no sample in the window yet.
+                "inconclusiveLimit": 10,
+            }
+        ],
+    }
+
+
+class BackgroundLoad:
+    """A steady trickle of GET requests (``per_second``) from a thread, until :meth:`stop`."""
+
+    def __init__(self, url: str, per_second: float = LOAD_PER_SECOND) -> None:
+        self.url = url
+        self.period = 1.0 / per_second
+        self.sent = 0
+        self.failed = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sluice-load", daemon=True)
+
+    def _run(self) -> None:
+        next_at = time.monotonic()
+        with httpx.Client(timeout=2) as client:
+            while not self._stop.is_set():
+                try:
+                    if client.get(self.url).status_code >= 500:
+                        self.failed += 1
+                except httpx.HTTPError:
+                    self.failed += 1
+                self.sent += 1
+                next_at += self.period
+                self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def start(self) -> BackgroundLoad:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> BackgroundLoad:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def served_split(url: str, count: int = 100) -> Counter[str]:
+    """Send ``count`` requests and count the ``x-version`` that answered each."""
+    with httpx.Client(timeout=2) as client:
+        return Counter(client.get(url).headers.get("x-version", "?") for _ in range(count))
 
 
 def _split_line(verification: dict[str, Any], stable: str, canary: str) -> str:
@@ -31,66 +151,249 @@ def _split_line(verification: dict[str, Any], stable: str, canary: str) -> str:
     expected = result["expected"]
     filled = round(expected["canary"] / 5)
     bar = "█" * filled + "░" * (20 - filled)
-    verdict = f"[green]ok[/green] (p={result['pValue']:.2g})" if result["passed"] else f"[red]MISMATCH[/red]: {result['reason']}"
+    verdict = (
+        f"[green]ok[/green] (p={result['pValue']:.2g})"
+        if result["passed"]
+        else f"[red]MISMATCH[/red]: {result['reason']}"
+    )
     return (
         f"step {verification['step']}  [{bar}] {expected['canary']:>3}% canary  "
         f"served [bold]{result['stable']} {stable} / {result['canary']} {canary}[/bold]  {verdict}"
     )
 
 
+_VERDICT_STYLE = {"Successful": "green", "Failed": "red", "Inconclusive": "yellow", "Error": "red"}
+
+
+def _canary_weight_at(status: dict[str, Any], at: str) -> int | None:
+    """The canary weight Envoy was set to when a measurement was taken (from the events)."""
+    moment = datetime.fromisoformat(at)
+    weight = None
+    for event in status.get("events") or []:
+        if event["event"] == "weightsSet" and datetime.fromisoformat(event["at"]) <= moment:
+            weight = int(event["detail"].get("canary", 0))
+    return weight
+
+
+def _measurement_line(measurement: dict[str, Any], status: dict[str, Any]) -> str:
+    """``  analysis at 10% canary: error-rate = 0  Successful (0 within max 0.05)``"""
+    value = measurement["value"]
+    shown = "no data" if value is None else f"{value:.3g}"
+    verdict = measurement["verdict"]
+    style = _VERDICT_STYLE.get(verdict, "white")
+    weight = _canary_weight_at(status, measurement["at"])
+    where = "" if weight is None else f" at {weight}% canary"
+    return (
+        f"  analysis{where}: {measurement['metric']} = {shown}  "
+        f"[{style}]{verdict}[/{style}] ({measurement['message']})"
+    )
+
+
+def _new_measurements(status: dict[str, Any], shown: dict[str, int]) -> list[dict[str, Any]]:
+    """Measurements not printed yet (``count`` is the metric's total; the list keeps the last
+    few)."""
+    fresh: list[dict[str, Any]] = []
+    for metric in status.get("analysis") or []:
+        name = metric["name"]
+        new = metric["count"] - shown.get(name, 0)
+        if new > 0:
+            fresh += metric["measurements"][-new:]
+            shown[name] = metric["count"]
+    return fresh
+
+
 def _paste_commands(console: Console, address: str, workflow_id: str, step: int) -> None:
     base = f"temporal --address {address}"
-    console.print(f"\n[bold]Waiting for approval at step {step}.[/bold] In another terminal (with .venv/bin on PATH):")
-    console.print(f"  {base} workflow update execute --workflow-id {workflow_id} --name approve --input '{{\"by\": \"'$USER'\", \"step\": {step}}}'")
-    console.print(f"  {base} workflow signal --workflow-id {workflow_id} --name approve --input '{{\"by\": \"'$USER'\"}}'")
+    user = "'$USER'"
+    console.print(
+        f"\n[bold]Waiting for approval at step {step}.[/bold] In another terminal (with .venv/bin on PATH):"
+    )
+    console.print(
+        f"  {base} workflow update execute --workflow-id {workflow_id} --name approve "
+        f'--input \'{{"by": "{user}", "step": {step}}}\''
+    )
+    console.print(
+        f'  {base} workflow signal --workflow-id {workflow_id} --name approve --input \'{{"by": "{user}"}}\''
+    )
     console.print(f"  {base} workflow query --workflow-id {workflow_id} --name status")
-    console.print(f"  {base} workflow update execute --workflow-id {workflow_id} --name abort --input '{{\"by\": \"'$USER'\", \"reason\": \"demo\"}}'")
+    console.print(
+        f"  {base} workflow update execute --workflow-id {workflow_id} --name abort "
+        f'--input \'{{"by": "{user}", "reason": "demo"}}\''
+    )
 
 
-async def _follow(handle: WorkflowHandle[Any, Any], console: Console, address: str, interactive: bool, stable: str, canary: str) -> dict[str, Any]:
+async def _follow(
+    handle: WorkflowHandle[Any, Any],
+    console: Console,
+    address: str,
+    interactive: bool,
+    stable: str,
+    canary: str,
+) -> dict[str, Any]:
     shown_verifications = 0
+    shown_measurements: dict[str, int] = {}
     announced_gate: int | None = None
     while True:
         status: dict[str, Any] = await handle.query("status")
         for verification in status["verifications"][shown_verifications:]:
             console.print(_split_line(verification, stable, canary), highlight=False)
         shown_verifications = len(status["verifications"])
+        for measurement in _new_measurements(status, shown_measurements):
+            console.print(_measurement_line(measurement, status), highlight=False)
         waiting = status.get("waitingFor")
         if waiting and waiting["kind"] == "approval" and announced_gate != waiting["step"]:
             announced_gate = waiting["step"]
             weights = status["weights"]
-            console.print(f"[cyan]step {waiting['step']}[/cyan]: {weights['stable']}% {stable} / {weights['canary']}% {canary}, waiting for approval")
+            console.print(
+                f"[cyan]step {waiting['step']}[/cyan]: {weights['stable']}% {stable} / "
+                f"{weights['canary']}% {canary}, waiting for approval"
+            )
             if interactive:
                 _paste_commands(console, address, handle.id, waiting["step"])
             else:
-                answer = await handle.execute_update("approve", {"by": "sluice-demo", "step": waiting["step"], "comment": "approved by the demo"})
+                answer = await handle.execute_update(
+                    "approve",
+                    {"by": "sluice-demo", "step": waiting["step"], "comment": "approved by the demo"},
+                )
                 console.print(f"  approved: {answer['message']}")
         if status["phase"] in ("Succeeded", "RolledBack", "Failed"):
             return status
         await asyncio.sleep(0.2)
 
 
-async def run_demo(state_dir: Path, interactive: bool, console: Console) -> int:
-    """Run the demo; returns the process exit code (0 when the rollout succeeded)."""
-    if state_dir.exists():
-        shutil.rmtree(state_dir)  # a demo always starts from a fresh route and an empty history
-    stack = LocalStack(state_dir, StackPorts(temporal_ui=8233))
+def _highest_canary_weight(status: dict[str, Any]) -> int:
+    weights = [
+        int(event["detail"].get("canary", 0))
+        for event in status.get("events", [])
+        if event["event"] == "weightsSet"
+    ]
+    return max(weights, default=0)
+
+
+def _print_split(console: Console, split: Counter[str], stable: str, canary: str) -> None:
+    other = {version: n for version, n in split.items() if version not in (stable, canary)}
+    console.print(
+        f"Final measured split: [bold]{split.get(stable, 0)} {stable} / {split.get(canary, 0)} "
+        f"{canary}[/bold] of {sum(split.values())} requests through Envoy"
+        + (f" (other: {other})" if other else ""),
+        highlight=False,
+    )
+
+
+async def run_demo(
+    state_dir: Path,
+    interactive: bool,
+    console: Console,
+    bad_canary: bool = False,
+    ports: StackPorts | None = None,
+) -> int:
+    """Run the demo; return the process exit code.
+
+    Plain demo: :data:`EXIT_OK` when the rollout succeeded, else :data:`EXIT_FAILED`. With
+    ``bad_canary``: :data:`EXIT_OK` when the analysis rolled the canary back at 10% and Envoy
+    serves 100% stable afterwards (the expected outcome), else :data:`EXIT_UNEXPECTED`.
+    """
+    # A demo always starts from a fresh route and an empty history.
+    shutil.rmtree(state_dir, ignore_errors=True)
+    prometheus_binary()  # a missing binary stops the demo here, before the stack binds anything
+    stack = LocalStack(state_dir, ports or StackPorts(temporal_ui=8233))
     data, spec = load_spec_file(EXAMPLE)
+    stable, canary = spec.stable.host, spec.canary.host
+    prometheus = PrometheusServer.for_envoy(stack.state_dir, stack.ports.envoy_admin)
     data["router"]["routesFile"] = str(stack.envoy.routes_file)
-    console.print("[bold]Starting the local stack[/bold] (Temporal dev server, Envoy, reviews-v1, reviews-v2, worker)...")
-    with stack:
-        console.print(f"  Temporal {stack.temporal.address}  UI http://127.0.0.1:{stack.ports.temporal_ui}  Envoy {stack.envoy.url}  admin {stack.envoy.admin_url}")
+    data["analysis"] = demo_analysis(prometheus.url, canary)
+    spec = validate_spec(data)
+    if bad_canary:
+        stack.canary.set_fault(BAD_CANARY_FAULT)
+    console.print(
+        "[bold]Starting the local stack[/bold] (Prometheus, Temporal dev server, Envoy, "
+        f"{stable}, {canary}, worker)..."
+    )
+    with contextlib.ExitStack() as running:
+        # Prometheus first: its first scrape comes a few seconds after it starts, while the
+        # rest of the stack starts.
+        running.callback(prometheus.stop)  # also when it fails to become ready
+        prometheus.start_and_wait()
+        running.enter_context(stack)
+        console.print(
+            f"  Temporal {stack.temporal.address}  UI http://127.0.0.1:{stack.ports.temporal_ui}  "
+            f"Envoy {stack.envoy.url}  admin {stack.envoy.admin_url}  Prometheus {prometheus.url}"
+        )
+        load = running.enter_context(BackgroundLoad(stack.envoy.url))
+        prometheus.wait_for_targets()
+        if bad_canary:
+            console.print(
+                f"[yellow]Bad canary[/yellow]: {canary} answers "
+                f"{BAD_CANARY_FAULT.error_rate:.0%} of its requests with a 503"
+            )
+        console.print(
+            f"Background load: {LOAD_PER_SECOND:g} requests/s through Envoy. Analysis: "
+            f"{canary} error rate from Prometheus every 2s, max {ERROR_RATE_MAX}, "
+            f"{BAKE} bake at each weight"
+        )
         client = await connect(Settings(address=stack.temporal.address))
         handle = await start_rollout(client, data, spec, stack.task_queue)
-        console.print(f"[bold]Rollout started[/bold]: workflow id {handle.id} ({len(spec.steps)} steps after step 0)")
-        status = await _follow(handle, console, stack.temporal.address, interactive, spec.stable.host, spec.canary.host)
+        console.print(
+            f"[bold]Rollout started[/bold]: workflow id {handle.id} ({len(spec.steps)} steps after step 0)"
+        )
+        status = await _follow(handle, console, stack.temporal.address, interactive, stable, canary)
+        failure: ApplicationError | None = None
         try:
             await handle.result()
         except WorkflowFailureError as error:
-            console.print(f"[red]rollout {status['phase']}[/red]: {error.cause}")
-            return 1
-        routes = stack.envoy.routes_file.read_text()
-        console.print(f"[green]Rollout succeeded[/green]: {status['message']}. Approvals: " + ", ".join(f"step {a['step']} by {a['by']}" for a in status["approvals"]))
-        console.print(f"Final route ({stack.envoy.routes_file}):\n{routes}")
+            cause = error.cause
+            failure = cause if isinstance(cause, ApplicationError) else ApplicationError(str(cause))
+        status = await handle.query("status")
+        load.stop()
+        split = served_split(stack.envoy.url, 100)
+        console.print(f"Background load: {load.sent} requests sent, {load.failed} failed (5xx)")
+        if bad_canary:
+            code = _judge_bad_canary(console, status, failure, split, stable, canary)
+        elif failure is not None:
+            console.print(f"[red]rollout {status['phase']}[/red] ({failure.type}): {failure.message}")
+            _print_split(console, split, stable, canary)
+            code = EXIT_FAILED
+        else:
+            routes = stack.envoy.routes_file.read_text()
+            approvals = ", ".join(f"step {a['step']} by {a['by']}" for a in status["approvals"])
+            console.print(f"[green]Rollout succeeded[/green]: {status['message']}. Approvals: {approvals}")
+            _print_split(console, split, stable, canary)
+            console.print(f"Final route ({stack.envoy.routes_file}):\n{routes}")
+            code = EXIT_OK
     console.print("Stack stopped.")
-    return 0
+    return code
+
+
+def _judge_bad_canary(
+    console: Console,
+    status: dict[str, Any],
+    failure: ApplicationError | None,
+    split: Counter[str],
+    stable: str,
+    canary: str,
+) -> int:
+    highest = _highest_canary_weight(status)
+    if failure is not None:
+        console.print(
+            f"[bold]Rolled back by the analysis[/bold] ({failure.type}, phase {status['phase']}, "
+            f"highest canary weight {highest}%): {failure.message}",
+            highlight=False,
+        )
+    _print_split(console, split, stable, canary)
+    problems = []
+    if failure is None:
+        problems.append(f"the rollout succeeded ({status['message']}) instead of rolling back")
+    elif failure.type != "AnalysisFailed":
+        problems.append(f"it failed with {failure.type}, not AnalysisFailed")
+    if highest > 10:
+        problems.append(f"the canary reached {highest}% before the rollback (expected 10%)")
+    if split.get(stable, 0) != sum(split.values()):
+        problems.append(f"Envoy does not serve 100% {stable} afterwards: {dict(split)}")
+    if problems:
+        console.print("[red]Unexpected outcome[/red]: " + "; ".join(problems))
+        return EXIT_UNEXPECTED
+    console.print(
+        f"[green]As expected[/green]: the bad canary was rolled back by itself at {highest}% "
+        f"and Envoy serves 100% {stable}."
+    )
+    return EXIT_OK
