@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed-stamp
 
 .PHONY: demo test lint typecheck unit bench clean prometheus
 
-demo: $(STAMP)
+demo: $(STAMP) prometheus
 	$(BIN)/sluice demo
 
 test: $(STAMP) prometheus lint typecheck
