@@ -133,6 +133,7 @@ class Rollout:
         self._deadlines: dict[str, Any] = {}  # wait deadlines, kept across continue-as-new
         self._resuming = carried is not None
         self._analysis_started = False
+        self._phase_before_pause: str | None = None  # the wait's phase while a pause shows over it
         if carried is not None and self._spec is not None:
             self._restore(RolloutCheckpoint.model_validate(carried))
 
@@ -345,6 +346,7 @@ class Rollout:
             analysis_state=self._analysis_state,
             analysis_started=self._analysis_started,
             analysis_hold=self._analysis_hold,
+            phase_before_pause=self._phase_before_pause,
         )
         workflow.logger.info(
             "continuing as new", extra={"step": self._status.current_step, "runs": self._status.runs}
@@ -365,6 +367,7 @@ class Rollout:
         self._analysis_state = checkpoint.analysis_state
         self._analysis_started = checkpoint.analysis_started
         self._analysis_hold = checkpoint.analysis_hold
+        self._phase_before_pause = checkpoint.phase_before_pause
 
     async def _analyse(self, analysis: AnalysisSpec) -> None:
         """Measure every metric each interval until the rollout ends; flag failure or no data."""
@@ -406,6 +409,7 @@ class Rollout:
                     self._status.paused = PauseRecord(
                         by="analysis", reason=outcome.message, at=workflow.now()
                     )
+                    self._show_pause()
                     self._record(
                         "analysisInconclusive",
                         self._status.current_step,
@@ -715,6 +719,7 @@ class Rollout:
 
     def _apply_pause(self, request: PauseInput, via: Via) -> MessageResult:
         self._status.paused = PauseRecord(by=request.by, reason=request.reason, at=workflow.now())
+        self._show_pause()
         self._record(
             "paused", self._status.current_step, by=request.by, detail={"via": via, "reason": request.reason}
         )
@@ -722,6 +727,7 @@ class Rollout:
 
     def _apply_resume(self, request: ResumeInput, via: Via) -> MessageResult:
         self._status.paused = None
+        self._end_pause_display()
         if self._analysis_hold:
             self._analysis_hold = False
             self._analysis_state = resume_after_inconclusive(self._analysis_state)
@@ -739,6 +745,7 @@ class Rollout:
     def _apply_promote(self, request: PromoteInput, via: Via) -> MessageResult:
         waiting = self._status.waiting_for
         self._status.paused = None
+        self._end_pause_display()
         if self._analysis_hold:
             self._analysis_hold = False
             self._analysis_state = resume_after_inconclusive(self._analysis_state)
@@ -892,6 +899,20 @@ class Rollout:
             rollout_id=workflow.info().workflow_id,
             **extra,
         )
+
+    def _show_pause(self) -> None:
+        """A pause that arrives during a gate or a bake shows at once; the wait's clock runs on
+        and the hold itself takes effect before the next step."""
+        waiting = self._status.waiting_for
+        if waiting is not None and waiting.kind != "resume" and self._status.phase != "Paused":
+            self._phase_before_pause = self._status.phase
+            self._set_phase("Paused")
+
+    def _end_pause_display(self) -> None:
+        waiting = self._status.waiting_for
+        if self._phase_before_pause is not None and waiting is not None and waiting.kind != "resume":
+            self._set_phase(self._phase_before_pause)
+        self._phase_before_pause = None
 
     def _set_phase(self, phase: str) -> None:
         if phase == self._status.phase and phase != "Initializing":

@@ -134,6 +134,7 @@ class RolloutCheckpoint(_Model):
     analysis_state: AnalysisState = Field(default_factory=AnalysisState)
     analysis_started: bool = False
     analysis_hold: bool = False
+    phase_before_pause: str | None = None
 
 
 def describe_step(step: Step) -> str:

@@ -332,3 +332,19 @@ async def test_missing_route_fails_without_touching_traffic(
     assert error.type == "RouteNotFound" and "missing.yaml" in error.message
     assert "no traffic had been changed" in error.message
     assert (await handle.query("status"))["phase"] == "Failed"
+
+
+async def test_pause_at_a_gate_shows_at_once_and_resume_restores_the_wait(
+    client: Client, task_queue: str, worker: Worker
+) -> None:
+    handle = await start_rollout(client, task_queue, dry_run_spec([{"setWeight": 10}, {"approval": {}}]))
+    await wait_for_status(handle, waiting_at(2))
+    await handle.execute_update("pause", PauseInput(by="erin", reason="incident"))
+    status = await handle.query("status")
+    assert status["phase"] == "Paused" and status["waitingFor"]["kind"] == "approval"
+    assert status["paused"]["reason"] == "incident"
+    await handle.execute_update("resume", ResumeInput(by="erin"))
+    status = await handle.query("status")
+    assert status["phase"] == "WaitingForApproval" and status["paused"] is None
+    await handle.execute_update("approve", ApproveInput(by="alice", step=2))
+    assert (await handle.result())["phase"] == "Succeeded"
