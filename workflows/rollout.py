@@ -22,7 +22,7 @@ from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
@@ -129,6 +129,7 @@ class Rollout:
         self._analysis_task: asyncio.Task[None] | None = None
         self._analysis_failure: str | None = None
         self._analysis_hold = False  # the rollout is held because analysis had no data
+        self._analysis_stopping = False
         self._shifted_steps: set[int] = set()  # setWeight steps whose weights are set and verified
         self._deadlines: dict[str, Any] = {}  # wait deadlines, kept across continue-as-new
         self._resuming = carried is not None
@@ -372,7 +373,7 @@ class Rollout:
     async def _analyse(self, analysis: AnalysisSpec) -> None:
         """Measure every metric each interval until the rollout ends; flag failure or no data."""
         assert self._spec is not None
-        while True:
+        while not self._analysis_stopping:
             try:
                 result = await workflow.execute_activity(
                     "measure_metrics",
@@ -387,6 +388,8 @@ class Rollout:
                     retry_policy=RetryPolicy(maximum_attempts=3),
                 )
             except ActivityError as error:
+                if self._analysis_stopping or is_cancelled_exception(error):
+                    return  # the rollout ended: the cancelled measurement must not keep the loop alive
                 # Provider errors come back as Error measurements; this is the activity itself
                 # failing (a worker bug, a lost worker): note it and measure again next interval.
                 workflow.logger.warning("measure_metrics failed", extra={"error": str(error.cause)})
@@ -419,6 +422,7 @@ class Rollout:
             await workflow.sleep(analysis.interval)
 
     async def _stop_analysis(self) -> None:
+        self._analysis_stopping = True
         if self._analysis_task is not None and not self._analysis_task.done():
             self._analysis_task.cancel()
             await workflow.wait([self._analysis_task])

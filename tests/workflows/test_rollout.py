@@ -21,6 +21,7 @@ from activities import ALL_ACTIVITIES
 from activities.routers.dry_run import DryRunRouter
 from tests.support.rollouts import dry_run_spec, failure_of, start_rollout, wait_for_status
 from worker.main import build_worker
+from workflows.measurements import MeasureInput, MeasureResult
 from workflows.models import (
     AbortInput,
     ApproveInput,
@@ -348,3 +349,41 @@ async def test_pause_at_a_gate_shows_at_once_and_resume_restores_the_wait(
     assert status["phase"] == "WaitingForApproval" and status["paused"] is None
     await handle.execute_update("approve", ApproveInput(by="alice", step=2))
     assert (await handle.result())["phase"] == "Succeeded"
+
+
+async def test_rollout_ends_while_a_measurement_is_in_flight(client: Client, task_queue: str) -> None:
+    """The plan may finish (or roll back) while measure_metrics runs: the cancelled measurement
+    must end the analysis loop, not be taken for a failed round that keeps it going forever."""
+    started = asyncio.Event()
+
+    @activity.defn(name="measure_metrics")
+    async def slow_measure_metrics(request: MeasureInput) -> MeasureResult:
+        started.set()
+        await asyncio.sleep(30)  # far longer than the rest of the plan
+        return MeasureResult(measurements=[])
+
+    analysis = {
+        "interval": "1s",
+        "metrics": [
+            {"name": "errors", "prometheus": {"address": "http://127.0.0.1:9", "query": "up"}, "max": 1}
+        ],
+    }
+    real = [a for a in ALL_ACTIVITIES if activity._Definition.must_from_callable(a).name != "measure_metrics"]
+    async with Worker(
+        client, task_queue=task_queue, workflows=[Rollout], activities=[*real, slow_measure_metrics]
+    ):
+        done = await start_rollout(
+            client, task_queue, dry_run_spec([{"setWeight": 50}, {"setWeight": 100}], analysis=analysis)
+        )
+        summary = await asyncio.wait_for(done.result(), timeout=20)
+        assert summary["phase"] == "Succeeded" and started.is_set()
+
+        started.clear()
+        aborted = await start_rollout(
+            client, task_queue, dry_run_spec([{"setWeight": 50}, {"approval": {}}], analysis=analysis)
+        )
+        await wait_for_status(aborted, waiting_at(2))
+        await asyncio.wait_for(started.wait(), timeout=10)
+        await aborted.execute_update("abort", AbortInput(by="alice"))
+        error = await asyncio.wait_for(failure_of(aborted), timeout=20)
+        assert error.type == "RolloutAborted"
