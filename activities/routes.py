@@ -40,7 +40,7 @@ def _refuse_drift(router: Router, expected: Weights | None) -> None:
     if expected is None:
         return
     current = router.get_routes()
-    observed = Weights(stable=current.stable or 0, canary=current.canary or 0)
+    observed = current.weights()
     if observed != expected or current.others:
         others = f" and {current.others}" if current.others else ""
         raise RouteDrifted(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import getpass
 import json
 import os
@@ -51,8 +52,7 @@ def _run(coroutine: Awaitable[T]) -> T:
 
 async def _client(address: str, namespace: str) -> Client:
     try:
-        settings = Settings.from_env()
-        settings = Settings(**{**settings.__dict__, "address": address, "namespace": namespace})
+        settings = dataclasses.replace(Settings.from_env(), address=address, namespace=namespace)
         return await connect(settings)
     except SettingsError as error:
         raise CliError(str(error)) from None

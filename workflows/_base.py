@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-__all__ = ["_Model", "_SpecModel"]
+__all__ = ["_Model", "_SpecModel", "http_url"]
+
+
+def http_url(value: str) -> str:
+    """Refuse anything but an absolute http(s) URL, naming what was given."""
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+    return value
 
 
 class _Model(BaseModel):

@@ -22,13 +22,12 @@ refused, frozen) so ``RolloutSpec`` can hold ``analysis: AnalysisSpec | None``.
 from __future__ import annotations
 
 import math
-import re
 from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from workflows._base import _SpecModel
+from workflows._base import _SpecModel, http_url
 from workflows._durations import Duration
 
 __all__ = [
@@ -52,9 +51,7 @@ _TOKEN_KEYS = ("bearerToken", "bearer_token", "token", "password", "authorizatio
 
 
 def _http_url(value: str) -> str:
-    if not re.match(r"^https?://[^/\s]+", value):
-        raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
-    return value.rstrip("/")
+    return http_url(value).rstrip("/")
 
 
 def _refuse_inline_secrets(data: Any) -> Any:

@@ -35,7 +35,7 @@ __all__ = [
 
 
 class Weights(_Model):
-    """The split between the two versions; always sums to 100."""
+    """The split between the two versions (what the rollout sets always sums to 100)."""
 
     stable: int
     canary: int
@@ -81,6 +81,10 @@ class RouteState(_Model):
     """The object's version after the call (resourceVersion, RDS version_info)."""
     description: str = ""
     """Where the route lives, for messages: ``envoy:/path/rds.yaml#reviews``."""
+
+    def weights(self) -> Weights:
+        """The two destinations' weights, an absent destination counting as 0."""
+        return Weights(stable=self.stable or 0, canary=self.canary or 0)
 
 
 class SampleInput(_Model):

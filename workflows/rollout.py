@@ -105,13 +105,8 @@ class Rollout:
             self._spec = validate_spec(spec)
         except SpecError as error:
             self._spec_error = error
-        service = (
-            self._spec.service
-            if self._spec
-            else str(spec.get("service", ""))
-            if isinstance(spec, dict)
-            else ""
-        )
+        raw = spec if isinstance(spec, dict) else {}
+        service = self._spec.service if self._spec else str(raw.get("service", ""))
         namespace = self._spec.namespace if self._spec else ""
         self._status = RolloutStatus(
             rollout_id=info.workflow_id,
@@ -269,25 +264,13 @@ class Rollout:
         self._set_phase("Progressing")
         self._status.waiting_for = None
         self._traffic_touched = True
-        expected = self._last_set
-        while True:
-            try:
-                state = await workflow.execute_activity(
-                    "set_weights",
-                    self._route_input(SetWeightsInput, weights=weights, expected=expected),
-                    result_type=RouteState,
-                    start_to_close_timeout=timedelta(seconds=60),
-                    retry_policy=_ROUTE_RETRY,
-                    cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                )
-                break
-            except ActivityError as error:
-                if _cause_type(error) != "RouteDrifted":
-                    raise
-                await self._hold_for_drift(index, error)
-                expected = None  # a person resumed: overwrite what they saw
+        state = await self._change_route(
+            index,
+            "set_weights",
+            lambda expected: self._route_input(SetWeightsInput, weights=weights, expected=expected),
+        )
         self._last_set = weights
-        self._status.weights = Weights(stable=state.stable or 0, canary=state.canary or 0)
+        self._status.weights = state.weights()
         self._record("weightsSet", index, detail=weights.model_dump())
         workflow.logger.info(
             "weights set", extra={"step": index, "stable": weights.stable, "canary": weights.canary}
@@ -427,6 +410,30 @@ class Rollout:
             self._analysis_task.cancel()
             await workflow.wait([self._analysis_task])
 
+    async def _change_route(
+        self, index: int, activity: str, route_input: Callable[[Weights | None], Any]
+    ) -> RouteState:
+        """Run a route-changing activity that refuses to overwrite a route changed behind the
+        rollout's back; on drift, hold for a person, and once resumed overwrite what they saw."""
+        expected = self._last_set
+        while True:
+            try:
+                state: RouteState = await workflow.execute_activity(
+                    activity,
+                    route_input(expected),
+                    result_type=RouteState,
+                    start_to_close_timeout=timedelta(seconds=60),
+                    retry_policy=_ROUTE_RETRY,
+                    # Waiting for a cancelled change to finish keeps it from landing after a rollback.
+                    cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                )
+                return state
+            except ActivityError as error:
+                if _cause_type(error) != "RouteDrifted":
+                    raise
+                await self._hold_for_drift(index, error)
+                expected = None
+
     async def _check_drift(self, index: int) -> None:
         """Before a wait: is the route still where the rollout left it? If not, hold for a person."""
         if self._last_set is None:
@@ -438,7 +445,7 @@ class Rollout:
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=_ROUTE_RETRY,
         )
-        observed = Weights(stable=state.stable or 0, canary=state.canary or 0)
+        observed = state.weights()
         if observed == self._last_set and not state.others:
             return
         await self._hold_for_drift(index, state)
@@ -544,25 +551,13 @@ class Rollout:
 
     async def _remove_old(self, index: int, remove_old: RemoveOldStep) -> None:
         self._set_phase("Progressing")
-        expected = self._last_set
-        while True:
-            try:
-                state = await workflow.execute_activity(
-                    "remove_old_route",
-                    self._route_input(RemoveOldInput, remove_old=remove_old, expected=expected),
-                    result_type=RouteState,
-                    start_to_close_timeout=timedelta(seconds=60),
-                    retry_policy=_ROUTE_RETRY,
-                    cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                )
-                break
-            except ActivityError as error:
-                if _cause_type(error) != "RouteDrifted":
-                    raise
-                await self._hold_for_drift(index, error)
-                expected = None
+        state = await self._change_route(
+            index,
+            "remove_old_route",
+            lambda expected: self._route_input(RemoveOldInput, remove_old=remove_old, expected=expected),
+        )
         self._last_set = Weights(stable=0, canary=100)
-        self._status.weights = Weights(stable=state.stable or 0, canary=state.canary or 0)
+        self._status.weights = state.weights()
         self._record("oldRemovedFromRoute", index, detail=state.model_dump(mode="json"))
         await self._verify(index, Weights(stable=0, canary=100))
         if remove_old.deployment is not None:
@@ -629,7 +624,7 @@ class Rollout:
                     schedule_to_close_timeout=timedelta(hours=1),
                     retry_policy=_ROLLBACK_RETRY,
                 )
-                self._status.weights = Weights(stable=state.stable or 0, canary=state.canary or 0)
+                self._status.weights = state.weights()
                 self._set_phase("RolledBack")
             except ActivityError as error:
                 self._set_phase("Failed")

@@ -20,7 +20,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from workflows._base import _SpecModel
+from workflows._base import _SpecModel, http_url
 from workflows._durations import Duration
 from workflows.analysis import AnalysisSpec
 
@@ -75,6 +75,7 @@ def _weight(value: int) -> int:
 
 
 DnsName = Annotated[str, AfterValidator(_dns_name)]
+HttpUrl = Annotated[str, AfterValidator(http_url)]
 Label = Annotated[str, AfterValidator(_label)]
 Weight = Annotated[int, Field(strict=True), AfterValidator(_weight)]
 
@@ -124,7 +125,7 @@ class EnvoyRouterSpec(_SpecModel):
     """Virtual host name inside it; default: the first."""
     route: str | None = None
     """Route name inside the virtual host; default: the first."""
-    admin: str | None = None
+    admin: HttpUrl | None = None
     """Envoy admin URL; when set, a weight change returns only once Envoy reports it applied."""
 
 
@@ -213,7 +214,7 @@ DEFAULT_STEPS: tuple[dict[str, Any], ...] = (
 class VerifySpec(_SpecModel):
     """After every traffic change, sample live traffic and test the served split."""
 
-    url: str
+    url: HttpUrl
     samples: int = Field(default=200, ge=10, le=100_000)
     match: str | None = None
     """Regex over the body; group 1 (or the whole match) names the version."""
@@ -229,13 +230,6 @@ class VerifySpec(_SpecModel):
     request_timeout: Duration = timedelta(seconds=5)
     headers: dict[str, str] = Field(default_factory=dict)
     """Extra request headers (e.g. ``Host``); never secrets, the spec is stored in history."""
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
-        return value
 
     @field_validator("match")
     @classmethod

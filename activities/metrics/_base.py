@@ -13,11 +13,13 @@ line in :func:`activities.metrics.build_provider`.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
+
+import httpx
 
 from activities.errors import SluiceError
 
-__all__ = ["MetricProvider", "MetricProviderError", "RangeMetricProvider"]
+__all__ = ["MetricProvider", "MetricProviderError", "RangeMetricProvider", "request"]
 
 
 class MetricProviderError(SluiceError):
@@ -49,3 +51,25 @@ class RangeMetricProvider(MetricProvider, Protocol):
         """The query's values every ``step`` from ``start`` to ``end`` (missing/NaN points
         dropped; an empty list is no data). Raises :class:`MetricProviderError`."""
         ...
+
+
+async def request(
+    where: str,
+    base_url: str,
+    timeout_seconds: float,
+    transport: httpx.AsyncBaseTransport | None,
+    method: str,
+    path: str,
+    **kwargs: Any,
+) -> httpx.Response:
+    """One HTTP call to a provider; transport failures become a :class:`MetricProviderError`
+    that says ``where`` (status codes are the caller's to judge)."""
+    try:
+        async with httpx.AsyncClient(
+            base_url=base_url, timeout=timeout_seconds, transport=transport
+        ) as client:
+            return await client.request(method, path, **kwargs)
+    except httpx.TimeoutException:
+        raise MetricProviderError(f"{where}: timed out after {timeout_seconds:g}s") from None
+    except httpx.HTTPError as error:
+        raise MetricProviderError(f"{where}: unreachable ({type(error).__name__}: {error})") from None

@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from activities.metrics._base import MetricProviderError
+from activities.metrics._base import MetricProviderError, request
 from workflows.analysis import EnvoyMetricSource
 from workflows.measurements import EnvoySnapshot
 
@@ -156,17 +156,9 @@ class EnvoyProvider:
 
     async def _get(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
         timeout = self.source.timeout.total_seconds()
-        try:
-            async with httpx.AsyncClient(
-                base_url=self.source.admin, timeout=timeout, transport=self._transport
-            ) as client:
-                response = await client.get(path, params=params)
-        except httpx.TimeoutException:
-            raise MetricProviderError(f"{self._where}: timed out after {timeout:g}s") from None
-        except httpx.HTTPError as error:
-            raise MetricProviderError(
-                f"{self._where}: unreachable ({type(error).__name__}: {error})"
-            ) from None
+        response = await request(
+            self._where, self.source.admin, timeout, self._transport, "GET", path, params=params
+        )
         if response.status_code != 200:
             raise MetricProviderError(
                 f"{self._where}: HTTP {response.status_code} from {path}: {response.text[:200]!r}"

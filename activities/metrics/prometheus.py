@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from activities.metrics._base import MetricProviderError
+from activities.metrics._base import MetricProviderError, request
 from workflows.analysis import PrometheusMetricSource
 
 __all__ = ["PrometheusProvider"]
@@ -123,18 +123,17 @@ class PrometheusProvider:
     async def _call(self, path: str, form: dict[str, str]) -> dict[str, Any]:
         headers = self._headers()
         timeout = self.source.timeout.total_seconds()
-        try:
-            async with httpx.AsyncClient(
-                base_url=self.source.address, timeout=timeout, transport=self._transport
-            ) as client:
-                # POST: long PromQL does not fit every proxy's URL limit
-                response = await client.post(path, data=form, headers=headers)
-        except httpx.TimeoutException:
-            raise MetricProviderError(f"{self._where}: timed out after {timeout:g}s") from None
-        except httpx.HTTPError as error:
-            raise MetricProviderError(
-                f"{self._where}: unreachable ({type(error).__name__}: {error})"
-            ) from None
+        # POST: long PromQL does not fit every proxy's URL limit
+        response = await request(
+            self._where,
+            self.source.address,
+            timeout,
+            self._transport,
+            "POST",
+            path,
+            data=form,
+            headers=headers,
+        )
         if response.status_code in (401, 403):
             # a proxy's refusal; its body may echo the request, so it is not quoted
             raise MetricProviderError(f"{self._where}: HTTP {response.status_code}, not allowed")

@@ -15,6 +15,7 @@ from kubernetes import client
 
 from activities.errors import RouteInvalid, RouteNotFound
 from activities.routers._kube import CustomObject, ObjectKind, api_client
+from activities.routers._split import WeightedEntries
 from workflows.models import RouteState, Weights
 from workflows.spec import Destination, GatewayApiRouterSpec
 
@@ -23,8 +24,10 @@ __all__ = ["HTTP_ROUTE", "GatewayApiRouter"]
 HTTP_ROUTE = ObjectKind("gateway.networking.k8s.io", "httproutes", "HTTPRoute", ("v1", "v1beta1"))
 
 
-class GatewayApiRouter:
+class GatewayApiRouter(WeightedEntries):
     """Shifts weights between two Service backendRefs of one rule of an HTTPRoute."""
+
+    entries_name = "rule"
 
     def __init__(
         self,
@@ -113,24 +116,11 @@ class GatewayApiRouter:
             and (dest.port is None or ref.get("port") == dest.port)
         )
 
-    def _find(self, refs: list[dict[str, Any]], dest: Destination) -> dict[str, Any] | None:
-        return next((r for r in refs if self._matches(r, dest)), None)
+    def _entry_weights(self, entries: list[dict[str, Any]]) -> list[int]:
+        return _percents(entries)
 
-    def _others(self, refs: list[dict[str, Any]]) -> dict[str, int]:
-        percents = _percents(refs)
-        return {
-            _label(ref): percent
-            for ref, percent in zip(refs, percents, strict=True)
-            if not self._matches(ref, self.stable) and not self._matches(ref, self.canary)
-        }
-
-    def _refuse_others(self, refs: list[dict[str, Any]]) -> None:
-        others = self._others(refs)
-        if others:
-            raise RouteInvalid(
-                f"{self.description}: the rule also sends to {', '.join(sorted(others))}; "
-                "refusing to change a split sluicegate does not own"
-            )
+    def _entry_label(self, entry: dict[str, Any]) -> str:
+        return _label(entry)
 
     def _new_ref(self, dest: Destination, refs: list[dict[str, Any]]) -> dict[str, Any]:
         # A Service backendRef must name a port; the versions normally share the stable's.

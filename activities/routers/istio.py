@@ -22,6 +22,7 @@ from kubernetes import client
 
 from activities.errors import RouteInvalid, RouteNotFound
 from activities.routers._kube import CustomObject, ObjectKind, api_client
+from activities.routers._split import WeightedEntries
 from workflows.models import RouteState, Weights
 from workflows.spec import Destination, IstioRouterSpec
 
@@ -32,8 +33,10 @@ VIRTUAL_SERVICE = ObjectKind("networking.istio.io", "virtualservices", "VirtualS
 DESTINATION_RULE = ObjectKind("networking.istio.io", "destinationrules", "DestinationRule", ("v1", "v1beta1"))
 
 
-class IstioRouter:
+class IstioRouter(WeightedEntries):
     """Shifts weights between two destinations of one http route of a VirtualService."""
+
+    entries_name = "route"
 
     def __init__(
         self,
@@ -138,24 +141,11 @@ class IstioRouter:
             target.get("subset") == dest.subset
         )
 
-    def _find(self, entries: list[dict[str, Any]], dest: Destination) -> dict[str, Any] | None:
-        return next((e for e in entries if self._matches(e, dest)), None)
+    def _entry_weights(self, entries: list[dict[str, Any]]) -> list[int]:
+        return _weights(entries)
 
-    def _others(self, entries: list[dict[str, Any]]) -> dict[str, int]:
-        weights = _weights(entries)
-        return {
-            _label(entry): weight
-            for entry, weight in zip(entries, weights, strict=True)
-            if not self._matches(entry, self.stable) and not self._matches(entry, self.canary)
-        }
-
-    def _refuse_others(self, entries: list[dict[str, Any]]) -> None:
-        others = self._others(entries)
-        if others:
-            raise RouteInvalid(
-                f"{self.description}: the route also sends to {', '.join(sorted(others))}; "
-                "refusing to change a split sluicegate does not own"
-            )
+    def _entry_label(self, entry: dict[str, Any]) -> str:
+        return _label(entry)
 
     def _destination(self, dest: Destination, entries: list[dict[str, Any]]) -> dict[str, Any]:
         """A destination for a new entry; the port follows the existing entries' port."""
