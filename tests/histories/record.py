@@ -40,6 +40,7 @@ from temporalio.worker import Worker
 
 from activities import ALL_ACTIVITIES
 from activities.routers.dry_run import DryRunRouter
+from activities.workloads import RetireResult
 from tests.support.binaries import require_binary
 from workflows.judge import assess_measurement
 from workflows.measurements import MeasureInput, Measurement, MeasureResult
@@ -356,9 +357,16 @@ async def continue_as_new_in_a_wait(client: Client, queue: str) -> Handle:
 
 
 @activity.defn(name="retire_old_workload")
-async def retire_old_workload(request: RemoveOldInput) -> dict[str, Any]:
+async def retire_old_workload(request: RemoveOldInput) -> RetireResult:
     """What the Kubernetes activity answers after scaling the old Deployment to zero."""
-    return {"deployment": request.remove_old.deployment, "action": "scale", "replicasBefore": 3}
+    return RetireResult(
+        namespace=request.namespace,
+        deployment=request.remove_old.deployment,
+        action="scaleToZero",
+        replicas_before=3,
+        changed=True,
+        message=f"scaled {request.remove_old.deployment} from 3 to 0 replicas",
+    )
 
 
 def _dry(route: RouteInput) -> DryRunRouter:
