@@ -17,23 +17,9 @@ from temporalio import activity
 
 from activities.errors import RouteNotFound, SluiceError, WorkloadError, as_application_error
 from activities.routers._kube import REQUEST_TIMEOUT, api_client, kube_errors
-from workflows._base import _Model
-from workflows.models import RemoveOldInput
+from workflows.models import RemoveOldInput, RetireResult
 
 __all__ = ["RetireResult", "retire_deployment", "retire_old_workload"]
-
-
-class RetireResult(_Model):
-    """What happened to the old Deployment (kept in the rollout's result)."""
-
-    namespace: str
-    deployment: str | None
-    """None when the spec named no Deployment: only the route changed."""
-    action: Literal["scaleToZero", "delete", "none"]
-    replicas_before: int | None = None
-    changed: bool = False
-    """False when there was nothing to do (already at 0, no deployment named)."""
-    message: str = ""
 
 
 def retire_deployment(

@@ -15,7 +15,9 @@ went back to 100% stable::
 
 from __future__ import annotations
 
-__all__ = ["RolloutFailure"]
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+
+__all__ = ["RolloutFailure", "cause_type", "failure_from"]
 
 
 class RolloutFailure(Exception):
@@ -25,3 +27,18 @@ class RolloutFailure(Exception):
         super().__init__(message)
         self.error_type = error_type
         self.message = message
+
+
+def cause_type(error: ActivityError) -> str | None:
+    """The ``type`` of the ``ApplicationError`` an activity failed with (None for timeouts etc.)."""
+    return error.cause.type if isinstance(error.cause, ApplicationError) else None
+
+
+def failure_from(error: ActivityError) -> RolloutFailure:
+    """Name a failed activity after its cause (``RouteNotFound``, ``Forbidden``, ...)."""
+    cause = error.cause
+    if isinstance(cause, ApplicationError):
+        return RolloutFailure(cause.type or "ActivityFailed", cause.message)
+    if isinstance(cause, TimeoutError):
+        return RolloutFailure("ActivityTimedOut", f"activity {error.activity_type} timed out ({cause.type})")
+    return RolloutFailure("ActivityFailed", f"activity {error.activity_type} failed: {cause or error}")

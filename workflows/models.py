@@ -21,10 +21,12 @@ __all__ = [
     "ApproveInput",
     "EventRecord",
     "MessageResult",
+    "OldWorkload",
     "PauseInput",
     "PromoteInput",
     "RemoveOldInput",
     "ResumeInput",
+    "RetireResult",
     "RouteInput",
     "RouteState",
     "SampleInput",
@@ -68,6 +70,27 @@ class RemoveOldInput(RouteInput):
 
     remove_old: RemoveOldStep = Field(default_factory=RemoveOldStep)
     expected: Weights | None = None
+
+
+class RetireResult(_Model):
+    """What ``retire_old_workload`` did to the old Deployment (kept in the rollout's result)."""
+
+    namespace: str = ""
+    deployment: str | None = None
+    """None when the spec named no Deployment: only the route changed."""
+    action: Literal["scaleToZero", "delete", "none"] = "none"
+    replicas_before: int | None = None
+    changed: bool = False
+    """False when there was nothing to do (already at 0, no deployment named)."""
+    message: str = ""
+
+
+class OldWorkload(RetireResult):
+    """``status.oldWorkload``: what removeOld did to the old Deployment, or the error it met
+    (traffic is already 100% canary then: a failure is reported, never rolled back)."""
+
+    error: str | None = None
+    error_type: str | None = None
 
 
 class RouteState(_Model):

@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, computed_field, model_validator
 
 from workflows._base import _Model
 from workflows._durations import format_duration
-from workflows.measurements import AnalysisState
 from workflows.models import (
     ApprovalRecord,
     EventRecord,
+    OldWorkload,
     RouteState,
     SampleResult,
     Weights,
@@ -20,10 +20,12 @@ from workflows.models import (
 from workflows.spec import RolloutSpec, Step
 
 __all__ = [
+    "KEEP_EVENTS",
     "PHASES",
     "TERMINAL_PHASES",
+    "PauseCondition",
+    "PauseReason",
     "PauseRecord",
-    "RolloutCheckpoint",
     "RolloutStatus",
     "StepView",
     "VerificationRecord",
@@ -45,6 +47,14 @@ PHASES = (
     "Failed",
 )
 TERMINAL_PHASES = frozenset({"Succeeded", "RolledBack", "Failed"})
+
+KEEP_EVENTS = 100
+"""Events kept in ``status.events`` (the newest); ``status.eventCounts`` counts every one, and the
+workflow history keeps them all. Bounds what a long rollout carries across continue-as-new."""
+
+PauseReason = Literal["Manual", "Drift", "InconclusiveAnalysis"]
+"""Why a rollout holds (Argo Rollouts' ``PauseReason``): a person's ``pause``, a route changed
+behind the rollout's back, or analysis without data past its ``inconclusiveLimit``."""
 
 
 class StepView(_Model):
@@ -73,11 +83,28 @@ class WaitingFor(_Model):
 
 
 class PauseRecord(_Model):
-    """A hold requested by a person (``pause``) or by the rollout itself (drift, analysis)."""
+    """``status.paused``: the newest pause condition as one record (who, why, since when)."""
 
     by: str
     reason: str = ""
     at: datetime
+
+
+class PauseCondition(_Model):
+    """One reason the rollout holds. It holds while any is present; ``resume``/``promote`` clear all."""
+
+    reason: PauseReason
+    by: str
+    """``analysis``, ``sluicegate`` (drift) or the person who paused."""
+    message: str = ""
+    since: datetime
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> PauseCondition:
+        """The condition an older rollout carried as a single ``paused`` record."""
+        by = str(record.get("by", ""))
+        reason: PauseReason = {"analysis": "InconclusiveAnalysis", "sluicegate": "Drift"}.get(by, "Manual")  # type: ignore[assignment]
+        return cls(reason=reason, by=by, message=str(record.get("reason", "")), since=record["at"])
 
 
 class VerificationRecord(_Model):
@@ -99,15 +126,18 @@ class RolloutStatus(_Model):
     steps: list[StepView] = Field(default_factory=list)
     weights: Weights | None = None
     waiting_for: WaitingFor | None = None
-    paused: PauseRecord | None = None
+    pause_conditions: list[PauseCondition] = Field(default_factory=list)
     approvals: list[ApprovalRecord] = Field(default_factory=list)
     verifications: list[VerificationRecord] = Field(default_factory=list)
     analysis: list[dict[str, Any]] = Field(default_factory=list)
     events: list[EventRecord] = Field(default_factory=list)
+    """The newest :data:`KEEP_EVENTS` events."""
+    event_counts: dict[str, int] = Field(default_factory=dict)
+    """Every event ever recorded, counted by kind."""
     original_route: RouteState | None = None
     drift: RouteState | None = None
     """The route as found when it differed from what the rollout last set (until resumed)."""
-    old_workload: dict[str, Any] | None = None
+    old_workload: OldWorkload | None = None
     """What removeOld did to the old Deployment (or the error it met)."""
     message: str = ""
     error_type: str | None = None
@@ -116,25 +146,30 @@ class RolloutStatus(_Model):
     runs: int = 1
     """Workflow runs this rollout has used (a long wait continues-as-new to keep history small)."""
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def paused(self) -> PauseRecord | None:
+        """The newest pause condition, or None when nothing holds the rollout."""
+        if not self.pause_conditions:
+            return None
+        newest = self.pause_conditions[-1]
+        return PauseRecord(by=newest.by, reason=newest.message, at=newest.since)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_shapes(cls, data: Any) -> Any:
+        """Read a status carried by an older worker: one ``paused`` record instead of conditions
+        (``paused`` is derived now, so it is dropped on the way in)."""
+        if isinstance(data, dict):
+            data = dict(data)
+            paused = data.pop("paused", None)
+            if paused and not ({"pauseConditions", "pause_conditions"} & data.keys()):
+                data["pauseConditions"] = [PauseCondition.from_record(paused)]
+        return data
+
     def as_json(self) -> dict[str, Any]:
         """The camelCase JSON form the query, the result and the CLI use."""
         return self.model_dump(mode="json", by_alias=True)
-
-
-class RolloutCheckpoint(_Model):
-    """Everything a rollout carries into its next run when it continues-as-new."""
-
-    status: RolloutStatus
-    released_steps: list[int] = Field(default_factory=list)
-    shifted_steps: list[int] = Field(default_factory=list)
-    deadlines: dict[str, datetime] = Field(default_factory=dict)
-    last_set: Weights | None = None
-    traffic_touched: bool = False
-    full_promotion: dict[str, Any] | None = None
-    analysis_state: AnalysisState = Field(default_factory=AnalysisState)
-    analysis_started: bool = False
-    analysis_hold: bool = False
-    phase_before_pause: str | None = None
 
 
 def describe_step(step: Step) -> str:

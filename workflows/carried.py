@@ -1,0 +1,112 @@
+"""The one state object a rollout carries: held by the workflow, handed to continue-as-new as is.
+
+Everything that must survive a continue-as-new lives in :class:`RolloutState` and nowhere else,
+so a new field is one edit. The ``status`` inside it is what the ``status`` query answers; the
+rest is bookkeeping people do not need to read. :func:`derive_phase` computes the phase from it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from workflows._base import _Model
+from workflows.measurements import AnalysisState
+from workflows.models import AbortInput, PromoteInput, Weights
+from workflows.state import TERMINAL_PHASES, PauseCondition, PauseReason, RolloutStatus
+
+__all__ = ["RolloutState", "Stage", "derive_phase"]
+
+Stage = Literal[
+    "Initializing", "Progressing", "Verifying", "Succeeded", "RollingBack", "RolledBack", "Failed"
+]
+"""What the rollout itself is doing when it is not waiting (a wait's kind names the phase then)."""
+
+
+class RolloutState(_Model):
+    """Everything a rollout carries into its next run when it continues-as-new."""
+
+    status: RolloutStatus
+    stage: Stage = "Progressing"
+    released_steps: list[int] = Field(default_factory=list)
+    """Steps whose wait was ended by ``approve``/``promote``/``resume`` (see :meth:`release`)."""
+    shifted_steps: list[int] = Field(default_factory=list)
+    """``setWeight`` steps whose weights are set and verified (not shifted again after a resume)."""
+    deadlines: dict[str, datetime] = Field(default_factory=dict)
+    """When each timed wait ends, by ``kind:step``: a wait resumed in a later run keeps its end."""
+    last_set: Weights | None = None
+    """What the rollout last wrote to the route: anything else found there is drift."""
+    traffic_touched: bool = False
+    full_promotion: PromoteInput | None = None
+    abort: AbortInput | None = None
+    analysis_state: AnalysisState = Field(default_factory=AnalysisState)
+    analysis_started: bool = False
+    legacy_phase_rules: bool = False
+    """Runs that began before phases were derived keep the older display rules (replay)."""
+    pause_hidden: bool = False
+    """Older rules only: a wait that began while paused showed its own phase, not ``Paused``."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_checkpoint(cls, data: Any) -> Any:
+        """Read the ``RolloutCheckpoint`` an older worker carried into continue-as-new."""
+        if not isinstance(data, dict) or not ({"analysisHold", "phaseBeforePause"} & data.keys()):
+            return data
+        data = dict(data)
+        data.pop("analysisHold", None)  # the pause condition from status.paused says the same
+        shown = data.pop("phaseBeforePause", None) is not None
+        status = data.get("status") or {}
+        waiting = status.get("waitingFor") or {}
+        paused = status.get("paused") is not None
+        data["pauseHidden"] = paused and not shown and waiting.get("kind") not in (None, "resume")
+        data["legacyPhaseRules"] = True
+        return data
+
+    # -- pauses ----------------------------------------------------------------------
+
+    def pause(self, reason: PauseReason, by: str, message: str, at: datetime) -> None:
+        """Hold the rollout for ``reason`` (it holds while any condition is present)."""
+        self.status.pause_conditions.append(PauseCondition(reason=reason, by=by, message=message, since=at))
+
+    def clear_pauses(self) -> list[PauseCondition]:
+        """End every hold (``resume``/``promote``); returns what was cleared."""
+        cleared, self.status.pause_conditions = self.status.pause_conditions, []
+        self.pause_hidden = False
+        return cleared
+
+    def paused_for(self, reason: PauseReason) -> bool:
+        return any(c.reason == reason for c in self.status.pause_conditions)
+
+    # -- waits -----------------------------------------------------------------------
+
+    def release(self, step: int) -> None:
+        """End the wait at ``step``: the one place a gate, a bake or a pause step is released."""
+        if step not in self.released_steps:
+            self.released_steps.append(step)
+
+    def take_release(self, step: int) -> bool:
+        """Whether ``step`` was released, forgetting it (so it cannot pass a later wait too)."""
+        if step in self.released_steps:
+            self.released_steps.remove(step)
+            return True
+        return False
+
+    def finishing(self) -> bool:
+        """Ended, rolling back, or about to (an abort was accepted)."""
+        phase = self.status.phase
+        return phase in TERMINAL_PHASES or phase == "RollingBack" or self.abort is not None
+
+
+def derive_phase(state: RolloutState) -> str:
+    """The phase people see, from the state: the stage unless a wait names it; ``Paused`` while
+    any pause condition holds a waiting rollout."""
+    waiting = state.status.waiting_for
+    if state.stage in TERMINAL_PHASES or state.stage == "RollingBack" or waiting is None:
+        return state.stage
+    if waiting.kind == "resume":
+        return "Paused"
+    if state.status.pause_conditions and not state.pause_hidden:
+        return "Paused"
+    return "WaitingForApproval" if waiting.kind == "approval" else "Baking"

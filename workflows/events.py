@@ -1,0 +1,64 @@
+"""The rollout's one event sink: record an event, log it, publish the phase.
+
+Like Argo Rollouts' ``recorder.Eventf``, one call does everything that follows from something
+having happened, so no component keeps its own audit list or touches search attributes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import SearchAttributeKey
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.carried import RolloutState, derive_phase
+    from workflows.models import EventRecord
+    from workflows.state import KEEP_EVENTS
+
+__all__ = ["PHASE_SEARCH_ATTRIBUTE", "SERVICE_SEARCH_ATTRIBUTE", "EventSink"]
+
+PHASE_SEARCH_ATTRIBUTE = SearchAttributeKey.for_keyword("SluicePhase")
+SERVICE_SEARCH_ATTRIBUTE = SearchAttributeKey.for_keyword("SluiceService")
+
+
+class EventSink:
+    """Appends to the bounded ``status.events``, counts per kind, logs, and keeps the
+    ``SluicePhase`` search attribute equal to the derived phase."""
+
+    def __init__(self, state: RolloutState) -> None:
+        self.state = state
+        self.search_attributes = False
+        """Set once the namespace has said it knows sluicegate's search attributes."""
+
+    def record(self, event: str, step: int, *, by: str = "", detail: dict[str, Any] | None = None) -> None:
+        """Keep ``event`` in status (the newest :data:`KEEP_EVENTS`), count it, log it."""
+        status = self.state.status
+        status.events.append(
+            EventRecord(at=workflow.now(), event=event, step=step, by=by, detail=detail or {})
+        )
+        del status.events[:-KEEP_EVENTS]
+        status.event_counts[event] = status.event_counts.get(event, 0) + 1
+        workflow.logger.info(event, extra={"step": step, "by": by, "detail": detail or {}})
+
+    def start(self, service: str) -> None:
+        """Publish the service and the phase the run starts with."""
+        if self.search_attributes:
+            workflow.upsert_search_attributes([SERVICE_SEARCH_ATTRIBUTE.value_set(service)])
+            workflow.upsert_search_attributes([PHASE_SEARCH_ATTRIBUTE.value_set(self.state.status.phase)])
+
+    def publish(self) -> None:
+        """Show the phase derived from the state now (and upsert it when it changed)."""
+        phase = derive_phase(self.state)
+        if phase == self.state.status.phase:
+            return
+        self.state.status.phase = phase
+        if self.search_attributes:
+            workflow.upsert_search_attributes([PHASE_SEARCH_ATTRIBUTE.value_set(phase)])
+
+    def publish_hold(self) -> None:
+        """Publish after a pause condition came or went: a pause shows at once over a wait. Under
+        the older rules it showed only over a wait (replayed histories depend on that)."""
+        if self.state.legacy_phase_rules and self.state.status.waiting_for is None:
+            return
+        self.publish()

@@ -1,0 +1,123 @@
+"""Waits and deadlines: approval gates, bakes, pause steps and holds, as plain ``workflow.*`` calls.
+
+A long wait is where history grows, so every wait here ends early with
+:class:`ContinueAsNewRequested` when Temporal suggests a continue-as-new; the deadline it waited
+for is kept in the carried state, so the next run waits for the same moment.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Literal
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from workflows._durations import format_duration
+    from workflows.carried import RolloutState
+    from workflows.errors import RolloutFailure
+    from workflows.events import EventSink
+    from workflows.spec import ApprovalStep, PauseStep
+    from workflows.state import WaitingFor
+
+__all__ = ["ContinueAsNewRequested", "Waits"]
+
+WaitKind = Literal["approval", "resume", "bake"]
+
+
+class ContinueAsNewRequested(Exception):
+    """Raised out of a wait to end this run and carry the rollout into a fresh one."""
+
+
+class Waits:
+    """Everything the rollout waits for; what it waits for right now is ``status.waitingFor``."""
+
+    def __init__(self, state: RolloutState, events: EventSink) -> None:
+        self.state = state
+        self.events = events
+
+    def deadline(self, key: str, duration: timedelta) -> datetime:
+        """When a wait that started now (or in an earlier run) ends."""
+        if key not in self.state.deadlines:
+            self.state.deadlines[key] = workflow.now() + duration
+        return self.state.deadlines[key]
+
+    def begin(
+        self, kind: WaitKind, step: int, *, until: datetime | None = None, reason: str = "", hint: str = ""
+    ) -> None:
+        """Show the wait in status and publish its phase."""
+        state = self.state
+        state.status.waiting_for = WaitingFor(
+            kind=kind, step=step, since=workflow.now(), until=until, reason=reason, hint=hint
+        )
+        state.pause_hidden = state.legacy_phase_rules and kind != "resume" and bool(state.status.paused)
+        self.events.publish()
+
+    def end(self) -> None:
+        self.state.status.waiting_for = None
+        self.state.pause_hidden = False
+
+    async def until(self, condition: Callable[[], bool], deadline: datetime | None = None) -> bool:
+        """Wait for ``condition`` (True) or ``deadline`` (False); continue-as-new when suggested."""
+        timeout = None if deadline is None else max(timedelta(0), deadline - workflow.now())
+        try:
+            await workflow.wait_condition(
+                lambda: condition() or workflow.info().is_continue_as_new_suggested(), timeout=timeout
+            )
+        except builtins.TimeoutError:
+            return False
+        if condition():
+            return True
+        raise ContinueAsNewRequested()
+
+    async def hold_while_paused(self, step: int) -> None:
+        """While any pause condition holds, stay between steps until ``resume``/``promote``."""
+        paused = self.state.status.paused
+        if paused is None:
+            return
+        self.begin(
+            "resume",
+            step,
+            reason=f"paused by {paused.by}" + (f": {paused.reason}" if paused.reason else ""),
+            hint="resume or promote",
+        )
+        await self.until(lambda: self.state.status.paused is None)
+        self.end()
+
+    async def approval(self, step: int, approval: ApprovalStep) -> None:
+        """An approval gate: released by ``approve``/``promote``; a timeout rolls back."""
+        until = self.deadline(f"approval:{step}", approval.timeout) if approval.timeout is not None else None
+        self.begin("approval", step, until=until, hint="approve (or promote) this step")
+        if not await self.until(lambda: step in self.state.released_steps, until):
+            assert approval.timeout is not None
+            raise RolloutFailure(
+                "ApprovalTimedOut", f"step {step}: no approval within {format_duration(approval.timeout)}"
+            )
+        self.end()
+
+    async def pause_step(self, step: int, pause: PauseStep) -> None:
+        """A ``pause`` step: a timed bake (``promote`` skips it) or a hold until ``resume``/``promote``."""
+        if pause.duration is not None:
+            until = self.deadline(f"pause:{step}", pause.duration)
+            self.begin("bake", step, until=until, hint="promote to skip the bake")
+            await self.until(lambda: step in self.state.released_steps, until)
+        else:
+            self.begin("resume", step, reason="pause step", hint="resume or promote")
+            await self.until(lambda: step in self.state.released_steps)
+        self.end()
+
+    async def bake(self, step: int, duration: timedelta) -> None:
+        """Stay ``duration`` at a new weight while analysis watches (``promote`` skips it)."""
+        until = self.deadline(f"bake:{step}", duration)
+        self.begin("bake", step, until=until, reason="analysis bake", hint="promote to skip the bake")
+        await self.until(lambda: step in self.state.released_steps, until)
+        self.state.take_release(step)  # a promote of the bake must not also pass a later wait
+        self.end()
+
+    async def sleep(self, step: int, duration: timedelta, reason: str) -> None:
+        """A fixed delay shown as a bake (not skippable: e.g. before retiring the old workload)."""
+        self.begin("bake", step, until=workflow.now() + duration, reason=reason)
+        await workflow.sleep(duration)
+        self.end()
