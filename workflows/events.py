@@ -14,7 +14,6 @@ from temporalio.common import SearchAttributeKey
 with workflow.unsafe.imports_passed_through():
     from workflows.carried import RolloutState, derive_phase
     from workflows.models import EventRecord
-    from workflows.state import KEEP_EVENTS
 
 __all__ = ["PHASE_SEARCH_ATTRIBUTE", "SERVICE_SEARCH_ATTRIBUTE", "EventSink"]
 
@@ -33,12 +32,8 @@ class EventSink:
 
     def record(self, event: str, step: int, *, by: str = "", detail: dict[str, Any] | None = None) -> None:
         """Keep ``event`` in status (the newest :data:`KEEP_EVENTS`), count it, log it."""
-        status = self.state.status
-        status.events.append(
-            EventRecord(at=workflow.now(), event=event, step=step, by=by, detail=detail or {})
-        )
-        del status.events[:-KEEP_EVENTS]
-        status.event_counts[event] = status.event_counts.get(event, 0) + 1
+        record = EventRecord(at=workflow.now(), event=event, step=step, by=by, detail=detail or {})
+        self.state.status.add_event(record)
         workflow.logger.info(event, extra={"step": step, "by": by, "detail": detail or {}})
 
     def start(self, service: str) -> None:

@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.carried import RolloutState
     from workflows.errors import RolloutFailure
     from workflows.events import PHASE_SEARCH_ATTRIBUTE, SERVICE_SEARCH_ATTRIBUTE, EventSink
-    from workflows.messages import MESSAGES, Via, parse
+    from workflows.inbox import Inbox
     from workflows.models import MessageResult
     from workflows.plan import Plan
     from workflows.spec import RolloutSpec, SpecError, validate_spec
@@ -69,6 +69,7 @@ class Rollout:
                 ),
             )
         self.events = EventSink(self.state)
+        self.inbox = Inbox(self.state, self.events)
 
     @workflow.run
     async def run(self, spec: dict[str, Any], carried: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -171,115 +172,77 @@ class Rollout:
             str(error), {"problems": error.problems}, type="InvalidSpec", non_retryable=True
         )
 
-    # -- messages: one decorated method per name and form, as Temporal needs; the rules are shared
-
-    def _signal(self, name: str, payload: Any) -> None:
-        message = MESSAGES[name]
-        request, refusal = parse(name, payload, message.model)
-        if request is not None:
-            refusal = message.check(self.state, request)
-        if refusal is not None:
-            by = str(payload.get("by", "")) if isinstance(payload, dict) else ""
-            self.events.record(
-                "signalRefused",
-                self.state.status.current_step,
-                by=by,
-                detail={"signal": name, "reason": refusal},
-            )
-            return
-        self._apply(name, request, "signal")
-
-    def _validate(self, name: str, payload: Any) -> None:
-        """Update validator: refuse (the caller gets the reason) without touching history."""
-        message = MESSAGES[name]
-        request, refusal = parse(name, payload, message.model)
-        if request is not None:
-            refusal = message.check(self.state, request)
-        if refusal is not None:
-            raise ValueError(refusal)
-
-    def _update(self, name: str, payload: Any) -> MessageResult:
-        return self._apply(name, MESSAGES[name].model.model_validate(payload), "update")
-
-    def _apply(self, name: str, request: Any, via: Via) -> MessageResult:
-        applied = MESSAGES[name].apply(self.state, request, via, workflow.now())
-        if applied.hold_changed:
-            self.events.publish_hold()
-        self.events.record(applied.event, applied.step, by=applied.by, detail=applied.detail)
-        status = self.state.status
-        return MessageResult(
-            accepted=True, message=applied.answer, phase=status.phase, current_step=status.current_step
-        )
+    # -- messages: one decorated method per name and form, as Temporal needs; see workflows.inbox
 
     @workflow.signal(name="approve")
     def approve_signal(self, payload: Any) -> None:
         """Pass the approval gate (fire-and-forget; prefer the update, which answers)."""
-        self._signal("approve", payload)
+        self.inbox.signal("approve", payload)
 
     @workflow.signal(name="abort")
     def abort_signal(self, payload: Any) -> None:
         """Roll back to 100% stable now."""
-        self._signal("abort", payload)
+        self.inbox.signal("abort", payload)
 
     @workflow.signal(name="pause")
     def pause_signal(self, payload: Any) -> None:
         """Hold at the current weights."""
-        self._signal("pause", payload)
+        self.inbox.signal("pause", payload)
 
     @workflow.signal(name="resume")
     def resume_signal(self, payload: Any) -> None:
         """Go on after a pause."""
-        self._signal("resume", payload)
+        self.inbox.signal("resume", payload)
 
     @workflow.signal(name="promote")
     def promote_signal(self, payload: Any) -> None:
         """Skip the current wait (``full``: straight to 100%)."""
-        self._signal("promote", payload)
+        self.inbox.signal("promote", payload)
 
     @workflow.update(name="approve")
     def approve_update(self, payload: Any) -> MessageResult:
         """Pass the approval gate; refused when nothing (or another step) waits."""
-        return self._update("approve", payload)
+        return self.inbox.update("approve", payload)
 
     @approve_update.validator
     def _validate_approve(self, payload: Any) -> None:
-        self._validate("approve", payload)
+        self.inbox.validate("approve", payload)
 
     @workflow.update(name="abort")
     def abort_update(self, payload: Any) -> MessageResult:
         """Roll back to 100% stable now."""
-        return self._update("abort", payload)
+        return self.inbox.update("abort", payload)
 
     @abort_update.validator
     def _validate_abort(self, payload: Any) -> None:
-        self._validate("abort", payload)
+        self.inbox.validate("abort", payload)
 
     @workflow.update(name="pause")
     def pause_update(self, payload: Any) -> MessageResult:
         """Hold at the current weights."""
-        return self._update("pause", payload)
+        return self.inbox.update("pause", payload)
 
     @pause_update.validator
     def _validate_pause(self, payload: Any) -> None:
-        self._validate("pause", payload)
+        self.inbox.validate("pause", payload)
 
     @workflow.update(name="resume")
     def resume_update(self, payload: Any) -> MessageResult:
         """Go on after a pause."""
-        return self._update("resume", payload)
+        return self.inbox.update("resume", payload)
 
     @resume_update.validator
     def _validate_resume(self, payload: Any) -> None:
-        self._validate("resume", payload)
+        self.inbox.validate("resume", payload)
 
     @workflow.update(name="promote")
     def promote_update(self, payload: Any) -> MessageResult:
         """Skip the current wait (``full``: straight to 100%)."""
-        return self._update("promote", payload)
+        return self.inbox.update("promote", payload)
 
     @promote_update.validator
     def _validate_promote(self, payload: Any) -> None:
-        self._validate("promote", payload)
+        self.inbox.validate("promote", payload)
 
     @workflow.query(name="status")
     def status(self) -> dict[str, Any]:

@@ -167,6 +167,12 @@ class RolloutStatus(_Model):
                 data["pauseConditions"] = [PauseCondition.from_record(paused)]
         return data
 
+    def add_event(self, event: EventRecord) -> None:
+        """Keep ``event`` among the newest :data:`KEEP_EVENTS` and count it."""
+        self.events.append(event)
+        del self.events[:-KEEP_EVENTS]
+        self.event_counts[event.event] = self.event_counts.get(event.event, 0) + 1
+
     def as_json(self) -> dict[str, Any]:
         """The camelCase JSON form the query, the result and the CLI use."""
         return self.model_dump(mode="json", by_alias=True)

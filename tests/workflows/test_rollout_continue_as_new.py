@@ -6,6 +6,7 @@ thousands), so a few dozen signals are enough to cross it.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -13,9 +14,13 @@ import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from tests.histories.record import dry_router
 from tests.support.binaries import require_binary
 from tests.support.rollouts import dry_run_spec, wait_for_status
+from tests.workflows.test_carried import OLD_RUN, started_with
 from worker.main import build_worker
+from workflows.models import Weights
+from workflows.state import KEEP_EVENTS
 
 
 @pytest.fixture(scope="module")
@@ -62,3 +67,54 @@ async def test_long_approval_wait_continues_as_new_and_keeps_everything(
         (3, 100),
     ]
     assert [s["state"] for s in summary["steps"]] == ["done"] * 4
+
+
+async def test_a_rollout_carried_in_the_older_checkpoint_shape_resumes(
+    small_history_env: WorkflowEnvironment,
+) -> None:
+    """Start a run with the exact arguments an older worker's continue-as-new used (from a saved
+    history): it waits at the same gate until the same deadline and finishes without redoing a step."""
+    spec, checkpoint = started_with(OLD_RUN)
+    dry_router(spec).set_routes(Weights(stable=90, canary=10))  # where that rollout had left its route
+    client = small_history_env.client
+    queue = f"test-{uuid.uuid4()}"
+    async with build_worker(client, queue):
+        handle = await client.start_workflow(
+            "Rollout", args=[spec, checkpoint], id=f"rollout-old-{uuid.uuid4()}", task_queue=queue
+        )
+        status = await wait_for_status(handle, lambda s: s["phase"] == "WaitingForApproval")
+        assert status["waitingFor"]["step"] == 2
+        assert status["waitingFor"]["until"] == checkpoint["deadlines"]["approval:2"].replace("+00:00", "Z")
+        await handle.execute_update("approve", {"by": "alice", "step": 2})
+        summary = await handle.result()
+    assert summary["phase"] == "Succeeded" and summary["runs"] == checkpoint["status"]["runs"]
+    shifts = [(e["step"], e["detail"]["canary"]) for e in summary["events"] if e["event"] == "weightsSet"]
+    assert shifts == [(0, 0), (1, 10), (3, 100)]  # the first two from the carried state, then step 3
+
+
+async def test_ten_thousand_refused_signals_do_not_grow_the_carried_state(
+    small_history_env: WorkflowEnvironment,
+) -> None:
+    client = small_history_env.client
+    queue = f"test-{uuid.uuid4()}"
+    spec = dry_run_spec([{"setWeight": 10}, {"approval": {}}, {"setWeight": 100}])
+    async with build_worker(client, queue):
+        handle = await client.start_workflow(
+            "Rollout", spec, id=f"rollout-many-{uuid.uuid4()}", task_queue=queue
+        )
+        await wait_for_status(handle, lambda s: s["phase"] == "WaitingForApproval")
+        for batch in range(50):
+            await asyncio.gather(
+                *(handle.signal("approve", {"by": f"m-{batch}-{n}", "step": 9}) for n in range(200))
+            )
+        status = await wait_for_status(
+            handle, lambda s: s["eventCounts"].get("signalRefused") == 10_000, timeout=120
+        )
+        assert status["runs"] >= 2 and len(status["events"]) == KEEP_EVENTS
+        # What the latest run was started with: the carried state, bounded whatever came before.
+        latest = await client.get_workflow_handle(handle.id).fetch_history()
+        carried = latest.events[0].workflow_execution_started_event_attributes.input.payloads[1].data
+        assert len(carried) < 64 * 1024, len(carried)
+        await handle.execute_update("approve", {"by": "alice", "step": 2})
+        summary = await handle.result()
+    assert summary["phase"] == "Succeeded" and summary["eventCounts"]["signalRefused"] == 10_000
