@@ -3,27 +3,29 @@
 A provider that cannot answer gives an ``Error`` measurement, not a failed activity: the
 workflow counts errors against ``consecutiveErrorLimit`` and measures again at the next interval,
 so a Prometheus restart does not stall or fail the rollout, but a Prometheus that stays down does
-fail the metric. The activity therefore only fails on bad input, and is safe to retry: Envoy
-deltas are taken against the baseline the workflow passes in (see
-:mod:`activities.metrics.envoy`).
+fail the metric. The activity therefore only fails on bad input, and is safe to retry: what a
+provider needs from its previous measurement (Envoy's baseline, see
+:mod:`activities.metrics.envoy`) is the state the workflow passes in, never worker memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 from temporalio import activity
 
-from activities.metrics import (
-    EnvoyProvider,
-    MetricProviderError,
-    build_provider,
-    build_range_provider,
+from activities.metrics import MetricProviderError, build_provider, build_range_provider
+from workflows.analysis import (
+    DESTINATION_PLACEHOLDER,
+    CompareSpec,
+    EnvoyMetricSource,
+    MetricSpec,
+    PrometheusMetricSource,
 )
-from workflows.analysis import DESTINATION_PLACEHOLDER, CompareSpec, MetricSpec
 from workflows.judge import assess_comparison, assess_measurement, compare_samples
-from workflows.measurements import EnvoySnapshot, MeasureInput, Measurement, MeasureResult
+from workflows.measurements import MeasureInput, Measurement, MeasureResult
 
 __all__ = ["measure_metric", "measure_metrics"]
 
@@ -56,26 +58,25 @@ async def measure_metric(
     metric: MetricSpec,
     stable: str,
     canary: str,
-    baseline: EnvoySnapshot | None = None,
+    carried_state: dict[str, Any] | None = None,
     max_baseline_age_seconds: float = 300.0,
-) -> tuple[Measurement, EnvoySnapshot | None]:
+) -> tuple[Measurement, dict[str, Any] | None]:
     """Measure one metric; provider errors become an ``Error`` measurement. Also returns the
-    Envoy reading to keep as the next baseline (None for other sources)."""
+    state its provider asks to carry to the next measurement (None: nothing)."""
     now = datetime.now(UTC)
     try:
         if metric.compare is not None:
             return await _compare(metric, metric.compare, stable, canary, now), None
         if metric.prometheus is not None:
-            provider = build_provider(metric.prometheus)
+            source: PrometheusMetricSource | EnvoyMetricSource = metric.prometheus
             query = metric.prometheus.query
         else:
             assert metric.envoy is not None  # the spec guarantees exactly one source
-            provider = build_provider(
-                metric.envoy, baseline=baseline, max_baseline_age_seconds=max_baseline_age_seconds
-            )
-            query = metric.envoy.measure
+            source, query = metric.envoy, metric.envoy.measure
+        provider = build_provider(
+            source, carried_state=carried_state, max_baseline_age_seconds=max_baseline_age_seconds
+        )
         value = await provider.run_query(query)
-        snapshot = provider.snapshot if isinstance(provider, EnvoyProvider) else None
         verdict, message = assess_measurement(metric, value)
         return (
             Measurement(
@@ -85,7 +86,7 @@ async def measure_metric(
                 message=message,
                 at=datetime.now(UTC),
             ),
-            snapshot,
+            provider.carried_state,
         )
     except MetricProviderError as error:
         message = str(error)
@@ -93,9 +94,10 @@ async def measure_metric(
         activity.logger.exception("measuring %s failed unexpectedly", metric.name)
         message = f"internal error: {type(error).__name__}: {error}"
     verdict, message = assess_measurement(metric, None, error=message)
+    # the state goes back as it came, so the next measurement starts from the same place
     return (
         Measurement(metric=metric.name, value=None, verdict=verdict, message=message, at=now),
-        baseline,
+        carried_state,
     )
 
 
@@ -108,15 +110,15 @@ async def measure_metrics(request: MeasureInput) -> MeasureResult:
                 metric,
                 request.stable,
                 request.canary,
-                request.envoy_snapshots.get(metric.name),
+                request.provider_states.get(metric.name),
                 request.max_baseline_age_seconds,
             )
             for metric in request.metrics
         )
     )
-    snapshots = {
-        metric.name: snapshot
-        for metric, (_, snapshot) in zip(request.metrics, results, strict=True)
-        if snapshot is not None
+    states = {
+        metric.name: state
+        for metric, (_, state) in zip(request.metrics, results, strict=True)
+        if state is not None
     }
-    return MeasureResult(measurements=[measurement for measurement, _ in results], envoy_snapshots=snapshots)
+    return MeasureResult(measurements=[measurement for measurement, _ in results], provider_states=states)

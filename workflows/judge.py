@@ -265,9 +265,9 @@ def apply_measurements(spec: AnalysisSpec, state: AnalysisState, measured: Measu
             continue
         current = metrics.get(metric.name) or MetricResult(name=metric.name)
         metrics[metric.name] = record_measurement(metric, current, measurement)
-    snapshots = {**state.envoy_snapshots, **measured.envoy_snapshots}
+    provider_states = {**state.provider_states, **measured.provider_states}
     return state.model_copy(
-        update={"metrics": metrics, "envoy_snapshots": snapshots, "rounds": state.rounds + 1}
+        update={"metrics": metrics, "provider_states": provider_states, "rounds": state.rounds + 1}
     )
 
 

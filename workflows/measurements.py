@@ -3,14 +3,18 @@
 Everything here is stored in Temporal's history and carried across continue-as-new, so the
 per-metric state is bounded: counters for the limits plus the last :data:`KEEP_MEASUREMENTS`
 measurements for ``status`` and the final result.
+
+A metrics provider may ask for a small JSON state to be carried to its next measurement of the
+same metric (Envoy: its counter baseline). The workflow keeps it per metric name in
+:data:`ProviderStates` and hands it back without looking inside.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from workflows._base import _Model
 from workflows.analysis import MetricSpec
@@ -21,12 +25,12 @@ __all__ = [
     "AnalysisState",
     "Classification",
     "Comparison",
-    "EnvoySnapshot",
     "MeasureInput",
     "MeasureResult",
     "Measurement",
     "MetricPhase",
     "MetricResult",
+    "ProviderStates",
     "Verdict",
 ]
 
@@ -77,24 +81,18 @@ class Measurement(_Model):
     comparison: Comparison | None = None
 
 
-class EnvoySnapshot(_Model):
-    """Cumulative counters of one Envoy cluster at one moment (the baseline for deltas).
-
-    The workflow keeps the last snapshot per ``envoy`` metric and hands it to the next
-    ``measure_metrics`` call, so a retried activity diffs against the same baseline and the delta
-    always covers exactly the time since the previous measurement.
-    """
-
-    at: datetime
-    completed: float
-    """``upstream_rq_completed``."""
-    errors: float
-    """``upstream_rq_5xx`` (``upstream_rq_xx`` with response code class 5)."""
-    latency_buckets: list[tuple[float, float]] = Field(default_factory=list)
-    """``upstream_rq_time`` cumulative histogram: (upper bound in ms, count), ascending."""
-    latency_count: float = 0.0
-    uptime_seconds: float = 0.0
-    """Envoy's ``server.uptime``: smaller than before means Envoy restarted and counters reset."""
+ProviderStates = Annotated[
+    dict[str, dict[str, Any]],
+    Field(
+        # Histories and checkpoints written before provider states were opaque carry the same
+        # JSON (an Envoy snapshot per metric) under ``envoySnapshots``: still accepted.
+        validation_alias=AliasChoices(
+            "providerStates", "provider_states", "envoySnapshots", "envoy_snapshots"
+        ),
+        serialization_alias="providerStates",
+    ),
+]
+"""Per metric name, the JSON state its provider asked to carry to its next measurement."""
 
 
 class MeasureInput(_Model):
@@ -105,17 +103,24 @@ class MeasureInput(_Model):
     """The stable destination's name, put in ``compare`` queries for ``{{destination}}``."""
     canary: str
     """The canary destination's name, put in ``compare`` queries for ``{{destination}}``."""
-    envoy_snapshots: dict[str, EnvoySnapshot] = Field(default_factory=dict)
-    """Last reading per ``envoy`` metric name, from the previous :class:`MeasureResult`."""
+    provider_states: ProviderStates = Field(default_factory=dict)
+    """What each metric's provider asked to carry, from the previous :class:`MeasureResult`."""
     max_baseline_age_seconds: float = 300.0
     """An older snapshot is not diffed against (the window would be stale): read twice instead."""
 
+    def __init__(self, *, envoy_snapshots: dict[str, dict[str, Any]] | None = None, **data: Any) -> None:
+        # ``envoy_snapshots=`` is the keyword from before provider states were opaque; kept so that
+        # callers not yet renamed type-check. Drop it once none passes it.
+        if envoy_snapshots is not None:
+            data.setdefault("provider_states", envoy_snapshots)
+        super().__init__(**data)
+
 
 class MeasureResult(_Model):
-    """One measurement per metric, in spec order, and the new Envoy baselines."""
+    """One measurement per metric, in spec order, and the states their providers ask to carry."""
 
     measurements: list[Measurement]
-    envoy_snapshots: dict[str, EnvoySnapshot] = Field(default_factory=dict)
+    provider_states: ProviderStates = Field(default_factory=dict)
 
 
 class MetricResult(_Model):
@@ -140,8 +145,13 @@ class AnalysisState(_Model):
     continue-as-new)."""
 
     metrics: dict[str, MetricResult] = Field(default_factory=dict)
-    envoy_snapshots: dict[str, EnvoySnapshot] = Field(default_factory=dict)
+    provider_states: ProviderStates = Field(default_factory=dict)
     rounds: int = 0
+
+    @property
+    def envoy_snapshots(self) -> dict[str, dict[str, Any]]:
+        """:attr:`provider_states` under its former name, for callers not yet renamed."""
+        return self.provider_states
 
 
 class AnalysisOutcome(_Model):

@@ -8,8 +8,9 @@ each starting with the path of the field (``steps[0].setWeight: must be 0..100, 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -26,6 +27,8 @@ from workflows.analysis import AnalysisSpec
 
 __all__ = [
     "DEFAULT_STEPS",
+    "ROUTER_KINDS",
+    "ROUTER_SPECS",
     "ApprovalStep",
     "Destination",
     "DryRunRouterSpec",
@@ -36,6 +39,8 @@ __all__ = [
     "RemoveOldStep",
     "RolloutSpec",
     "RouterSpec",
+    "RouterSpecBase",
+    "RouterTraits",
     "SpecError",
     "Step",
     "VerifySpec",
@@ -96,24 +101,50 @@ class Destination(_SpecModel):
         return f"{self.host}/{self.subset}" if self.subset else self.host
 
 
-class IstioRouterSpec(_SpecModel):
+@dataclass(frozen=True)
+class RouterTraits:
+    """What a router kind can do; each router spec declares its own, and validation reads them."""
+
+    subsets: bool = False
+    """Destinations may name a subset (Istio DestinationRule subsets)."""
+    ports: bool = False
+    """Destinations may name a port (Gateway API Service backendRefs)."""
+    kubernetes: bool = False
+    """The route lives in a Kubernetes namespace, so ``removeOld`` may retire a Deployment there."""
+
+
+class RouterSpecBase(_SpecModel):
+    """A ``router`` section: a ``kind: Literal[...]`` field (the discriminator) and its traits."""
+
+    traits: ClassVar[RouterTraits] = RouterTraits()
+
+    @classmethod
+    def kind_name(cls) -> str:
+        """The ``kind`` this section is written with (its ``Literal``'s one value)."""
+        (kind,) = get_args(cls.model_fields["kind"].annotation)
+        return str(kind)
+
+
+class IstioRouterSpec(RouterSpecBase):
     """Istio VirtualService: weights of ``spec.http[route].route[]``."""
 
+    traits = RouterTraits(subsets=True, kubernetes=True)
     kind: Literal["istio"]
     virtual_service: DnsName
     route: str | None = None
     """Name of the http route in the VirtualService; default: the first one."""
 
 
-class GatewayApiRouterSpec(_SpecModel):
+class GatewayApiRouterSpec(RouterSpecBase):
     """Gateway API HTTPRoute: weights of ``spec.rules[rule].backendRefs[]``."""
 
+    traits = RouterTraits(ports=True, kubernetes=True)
     kind: Literal["gatewayApi"]
     http_route: DnsName
     rule: int = Field(default=0, ge=0)
 
 
-class EnvoyRouterSpec(_SpecModel):
+class EnvoyRouterSpec(RouterSpecBase):
     """A local Envoy fed by a filesystem RDS file that it watches."""
 
     kind: Literal["envoy"]
@@ -129,7 +160,7 @@ class EnvoyRouterSpec(_SpecModel):
     """Envoy admin URL; when set, a weight change returns only once Envoy reports it applied."""
 
 
-class DryRunRouterSpec(_SpecModel):
+class DryRunRouterSpec(RouterSpecBase):
     """Changes nothing; records what it would do (rehearsals, benchmarks)."""
 
     kind: Literal["dryRun"]
@@ -139,8 +170,14 @@ RouterSpec = Annotated[
     IstioRouterSpec | GatewayApiRouterSpec | EnvoyRouterSpec | DryRunRouterSpec,
     Field(discriminator="kind"),
 ]
-ROUTER_KINDS = ("istio", "gatewayApi", "envoy", "dryRun")
-KUBERNETES_ROUTER_KINDS = ("istio", "gatewayApi")
+"""Every router kind: a new kind is one more spec class here (activities.routers builds it)."""
+ROUTER_SPECS: tuple[type[RouterSpecBase], ...] = get_args(get_args(RouterSpec)[0])
+ROUTER_KINDS = tuple(spec.kind_name() for spec in ROUTER_SPECS)
+
+
+def _kinds_with(trait: Literal["subsets", "ports", "kubernetes"]) -> str:
+    """``istio or gatewayApi``: the kinds whose traits have ``trait``, for messages."""
+    return " or ".join(spec.kind_name() for spec in ROUTER_SPECS if getattr(spec.traits, trait))
 
 
 class ApprovalStep(_SpecModel):
@@ -266,13 +303,13 @@ class RolloutSpec(_SpecModel):
         problems: list[str] = []
         if self.stable == self.canary:
             problems.append(f"canary: must differ from stable (both {self.stable.label()})")
-        kind = self.router.kind
+        kind, traits = self.router.kind, self.router.traits
         for role in ("stable", "canary"):
             dest: Destination = getattr(self, role)
-            if dest.subset is not None and kind != "istio":
-                problems.append(f"{role}.subset: only the istio router has subsets")
-            if dest.port is not None and kind not in ("gatewayApi",):
-                problems.append(f"{role}.port: only the gatewayApi router takes a port")
+            if dest.subset is not None and not traits.subsets:
+                problems.append(f"{role}.subset: only the {_kinds_with('subsets')} router has subsets")
+            if dest.port is not None and not traits.ports:
+                problems.append(f"{role}.port: only the {_kinds_with('ports')} router takes a port")
         if not self.steps:
             problems.append("steps: needs at least one step (omit it for the default plan)")
         for index, step in enumerate(self.steps):
@@ -286,10 +323,10 @@ class RolloutSpec(_SpecModel):
                     f"steps[{index}].removeOld: the canary must be at 100% first "
                     "(put setWeight: 100 before it)"
                 )
-            if step.remove_old.deployment is not None and kind not in KUBERNETES_ROUTER_KINDS:
+            if step.remove_old.deployment is not None and not traits.kubernetes:
                 problems.append(
                     f"steps[{index}].removeOld.deployment: needs a Kubernetes router "
-                    f"(istio or gatewayApi), got {kind}"
+                    f"({_kinds_with('kubernetes')}), got {kind}"
                 )
         if problems:
             raise ValueError("\n".join(problems))

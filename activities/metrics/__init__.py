@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from activities.metrics._base import MetricProvider, MetricProviderError, RangeMetricProvider
 from activities.metrics.envoy import EnvoyProvider
 from activities.metrics.prometheus import PrometheusProvider
 from workflows.analysis import EnvoyMetricSource, PrometheusMetricSource
-from workflows.measurements import EnvoySnapshot
 
 __all__ = [
     "EnvoyProvider",
@@ -25,17 +26,18 @@ __all__ = [
 def build_provider(
     source: PrometheusMetricSource | EnvoyMetricSource,
     *,
-    baseline: EnvoySnapshot | None = None,
+    carried_state: dict[str, Any] | None = None,
     max_baseline_age_seconds: float = 300.0,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> MetricProvider:
-    """The provider for a metric's source section (``baseline``: Envoy's previous reading)."""
+    """The provider for a metric's source section; ``carried_state`` is what the metric's
+    previous provider asked to carry (:attr:`MetricProvider.carried_state`)."""
     if isinstance(source, PrometheusMetricSource):
         return PrometheusProvider(source, transport=transport)
     if isinstance(source, EnvoyMetricSource):
-        return EnvoyProvider(
+        return EnvoyProvider.resume(
             source,
-            baseline,
+            carried_state,
             max_baseline_age_seconds=max_baseline_age_seconds,
             transport=transport,
         )

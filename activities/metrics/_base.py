@@ -6,6 +6,12 @@ went wrong on the way (unreachable, bad query, bad credentials, an answer of the
 :class:`MetricProviderError`, which ``measure_metrics`` records as an ``Error`` measurement so the
 workflow's ``consecutiveErrorLimit`` counts it.
 
+A provider that needs something from its previous measurement of the same metric (Envoy's
+counters, to take a difference) exposes it as :attr:`MetricProvider.carried_state`, a JSON
+object; ``measure_metrics`` returns it, the workflow keeps it without looking inside, and the next
+``measure_metrics`` hands it back to :func:`activities.metrics.build_provider`. No state lives in
+the worker, so a retried or rescheduled activity measures the same way.
+
 Adding a backend (Datadog, CloudWatch) is one module implementing :class:`MetricProvider` and one
 line in :func:`activities.metrics.build_provider`.
 """
@@ -39,6 +45,11 @@ class MetricProvider(Protocol):
 
     async def is_online(self) -> bool:
         """Whether the backend answers at all (for ``sluice`` checks and readiness)."""
+        ...
+
+    @property
+    def carried_state(self) -> dict[str, Any] | None:
+        """A JSON object to hand back to this metric's next provider, or None to carry nothing."""
         ...
 
 

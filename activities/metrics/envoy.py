@@ -6,14 +6,14 @@ and ``p99LatencyMs`` is the 99th percentile of the Δ``upstream_rq_time`` histog
 within its bucket as Prometheus's ``histogram_quantile`` does (Envoy's default buckets are coarse:
 …, 50, 100, 250, 500 ms). No completed request between the readings is no data (None).
 
-Where the earlier reading comes from decides whether retries are safe. The workflow keeps the
-last reading (:class:`~workflows.measurements.EnvoySnapshot`) and passes it in as ``baseline``;
-the provider reads once and diffs, and :attr:`EnvoyProvider.snapshot` is the next baseline. A
-retried activity gets the same baseline from the workflow, reads again, and its delta still spans
-exactly "since the previous measurement" - nothing is lost or counted twice, and no state lives in
-the worker. Without a usable baseline (the first measurement, a baseline older than
-``max_baseline_age``, or counters that went backwards because Envoy restarted) the provider reads
-twice, ``source.window`` apart.
+Where the earlier reading comes from decides whether retries are safe. The last reading
+(:class:`EnvoySnapshot`) is the provider's carried state: the workflow keeps it as opaque JSON
+and passes it back as ``baseline``; the provider reads once and diffs, and
+:attr:`EnvoyProvider.snapshot` is the next baseline. A retried activity gets the same baseline
+from the workflow, reads again, and its delta still spans exactly "since the previous
+measurement" - nothing is lost or counted twice, and no state lives in the worker. Without a
+usable baseline (the first measurement, a baseline older than ``max_baseline_age``, or counters
+that went backwards because Envoy restarted) the provider reads twice, ``source.window`` apart.
 
 Histograms reach the admin endpoint at each stats flush (``stats_flush_interval``, 5 s by default),
 so the latency of the last few seconds may show up one measurement late.
@@ -28,15 +28,35 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from pydantic import Field, ValidationError
 
 from activities.metrics._base import MetricProviderError, request
+from workflows._base import _Model
 from workflows.analysis import EnvoyMetricSource
-from workflows.measurements import EnvoySnapshot
 
-__all__ = ["EnvoyProvider", "delta_value", "parse_prometheus_text"]
+__all__ = ["EnvoyProvider", "EnvoySnapshot", "delta_value", "parse_prometheus_text"]
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)")
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+class EnvoySnapshot(_Model):
+    """Cumulative counters of one Envoy cluster at one moment (the baseline for deltas).
+
+    Carried by the workflow as the provider's state, in this model's JSON form: the same JSON
+    that histories written before provider states were opaque hold under ``envoySnapshots``.
+    """
+
+    at: datetime
+    completed: float
+    """``upstream_rq_completed``."""
+    errors: float
+    """``upstream_rq_5xx`` (``upstream_rq_xx`` with response code class 5)."""
+    latency_buckets: list[tuple[float, float]] = Field(default_factory=list)
+    """``upstream_rq_time`` cumulative histogram: (upper bound in ms, count), ascending."""
+    latency_count: float = 0.0
+    uptime_seconds: float = 0.0
+    """Envoy's ``server.uptime``: smaller than before means Envoy restarted and counters reset."""
 
 
 def parse_prometheus_text(text: str) -> list[tuple[str, dict[str, str], float]]:
@@ -149,6 +169,31 @@ class EnvoyProvider:
         self.snapshot: EnvoySnapshot | None = None
         """The reading taken by the last ``run_query``: the next measurement's baseline."""
         self._transport = transport
+
+    @classmethod
+    def resume(
+        cls,
+        source: EnvoyMetricSource,
+        carried_state: dict[str, Any] | None,
+        *,
+        max_baseline_age_seconds: float = 300.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> EnvoyProvider:
+        """A provider whose baseline is the :attr:`carried_state` of the metric's last one.
+
+        A state that is not a snapshot is no baseline (the provider reads twice) rather than an
+        error: it can only come from a hand-edited history, and one slower measurement is enough.
+        """
+        try:
+            baseline = None if carried_state is None else EnvoySnapshot.model_validate(carried_state)
+        except ValidationError:
+            baseline = None
+        return cls(source, baseline, max_baseline_age_seconds=max_baseline_age_seconds, transport=transport)
+
+    @property
+    def carried_state(self) -> dict[str, Any] | None:
+        """The last reading as JSON, for the workflow to hand back as the next baseline."""
+        return None if self.snapshot is None else self.snapshot.model_dump(mode="json")
 
     @property
     def _where(self) -> str:

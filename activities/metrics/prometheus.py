@@ -27,6 +27,9 @@ __all__ = ["PrometheusProvider"]
 class PrometheusProvider:
     """A :class:`~activities.metrics.RangeMetricProvider` for one Prometheus server."""
 
+    carried_state: dict[str, Any] | None = None
+    """Nothing to carry: Prometheus keeps the history itself."""
+
     def __init__(
         self,
         source: PrometheusMetricSource,

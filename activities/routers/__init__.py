@@ -1,8 +1,16 @@
-"""Routers: one module per kind behind the :class:`Router` protocol; :func:`build_router` is the
-only place that lists them all."""
+"""Routers: one module per kind behind the :class:`Router` protocol; :data:`ROUTERS` is the only
+place that lists them all.
+
+Adding a router kind: its spec class in :mod:`workflows.spec` (kind and traits), one module here
+with a ``for_route(spec, route)`` constructor, one line in :data:`ROUTERS`, and one test file.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from activities.errors import RouteInvalid
 from activities.routers._base import Router
 from activities.routers.dry_run import DryRunRouter
 from activities.routers.envoy import EnvoyRouter
@@ -14,9 +22,11 @@ from workflows.spec import (
     EnvoyRouterSpec,
     GatewayApiRouterSpec,
     IstioRouterSpec,
+    RouterSpecBase,
 )
 
 __all__ = [
+    "ROUTERS",
     "DryRunRouter",
     "EnvoyRouter",
     "GatewayApiRouter",
@@ -25,18 +35,31 @@ __all__ = [
     "build_router",
 ]
 
+SpecT = TypeVar("SpecT", bound=RouterSpecBase)
+RouterFactory = Callable[[Any, RouteInput], Router]
+
+
+def _entry(
+    spec: type[SpecT], build: Callable[[SpecT, RouteInput], Router]
+) -> tuple[type[RouterSpecBase], RouterFactory]:
+    # Typed per line, so mypy checks that each factory takes the spec class it is listed with.
+    return spec, build
+
+
+ROUTERS: Mapping[type[RouterSpecBase], RouterFactory] = dict(
+    [
+        _entry(IstioRouterSpec, IstioRouter.for_route),
+        _entry(GatewayApiRouterSpec, GatewayApiRouter.for_route),
+        _entry(EnvoyRouterSpec, EnvoyRouter.for_route),
+        _entry(DryRunRouterSpec, DryRunRouter.for_route),
+    ]
+)
+"""Router spec class → the factory of its router."""
+
 
 def build_router(route: RouteInput) -> Router:
     """The router for a spec's ``router`` section."""
-    spec = route.router
-    if isinstance(spec, EnvoyRouterSpec):
-        return EnvoyRouter(spec, route.stable, route.canary)
-    if isinstance(spec, IstioRouterSpec):
-        return IstioRouter(spec, route.namespace, route.stable, route.canary)
-    if isinstance(spec, GatewayApiRouterSpec):
-        return GatewayApiRouter(spec, route.namespace, route.stable, route.canary)
-    if isinstance(spec, DryRunRouterSpec):
-        return DryRunRouter(route.namespace, route.service, route.stable, route.canary)
-    from activities.errors import RouteInvalid
-
-    raise RouteInvalid(f"router kind {spec.kind!r} is not available in this worker yet")
+    build = ROUTERS.get(type(route.router))
+    if build is None:
+        raise RouteInvalid(f"router kind {route.router.kind!r} is not available in this worker yet")
+    return build(route.router, route)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from workflows.models import RouteState, Weights
-from workflows.spec import Destination
+from workflows.models import RouteInput, RouteState, Weights
+from workflows.spec import Destination, DryRunRouterSpec
 
 __all__ = ["DryRunRouter"]
 
@@ -21,6 +21,11 @@ class DryRunRouter:
     def __init__(self, namespace: str, service: str, stable: Destination, canary: Destination) -> None:
         self.key = f"{namespace}/{service}/{stable.label()}/{canary.label()}"
         self.description = f"dryRun:{self.key}"
+
+    @classmethod
+    def for_route(cls, spec: DryRunRouterSpec, route: RouteInput) -> DryRunRouter:
+        """The router for a rollout's route (the entry in :data:`activities.routers.ROUTERS`)."""
+        return cls(route.namespace, route.service, route.stable, route.canary)
 
     def get_routes(self) -> RouteState:
         with _LOCK:

@@ -25,7 +25,7 @@ import httpx
 import yaml
 
 from activities.errors import RouteInvalid, RouteNotFound, SluiceError, TransientError
-from workflows.models import RouteState, Weights
+from workflows.models import RouteInput, RouteState, Weights
 from workflows.spec import Destination, EnvoyRouterSpec
 
 __all__ = ["EnvoyRouter"]
@@ -42,6 +42,11 @@ class EnvoyRouter:
         self.path = Path(spec.routes_file)
         self.stable = stable.host
         self.canary = canary.host
+
+    @classmethod
+    def for_route(cls, spec: EnvoyRouterSpec, route: RouteInput) -> EnvoyRouter:
+        """The router for a rollout's route (the entry in :data:`activities.routers.ROUTERS`)."""
+        return cls(spec, route.stable, route.canary)
 
     @property
     def description(self) -> str:

@@ -18,12 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubernetes import client
-
 from activities.errors import RouteInvalid, RouteNotFound
-from activities.routers._kube import CustomObject, ObjectKind, api_client
-from activities.routers._split import WeightedEntries
-from workflows.models import RouteState, Weights
+from activities.routers._kube import CustomObject, ObjectKind
+from activities.routers._kube_route import KubernetesRoute
 from workflows.spec import Destination, IstioRouterSpec
 
 __all__ = ["DESTINATION_RULE", "VIRTUAL_SERVICE", "IstioRouter"]
@@ -33,72 +30,21 @@ VIRTUAL_SERVICE = ObjectKind("networking.istio.io", "virtualservices", "VirtualS
 DESTINATION_RULE = ObjectKind("networking.istio.io", "destinationrules", "DestinationRule", ("v1", "v1beta1"))
 
 
-class IstioRouter(WeightedEntries):
+class IstioRouter(KubernetesRoute[IstioRouterSpec]):
     """Shifts weights between two destinations of one http route of a VirtualService."""
 
+    object_kind = VIRTUAL_SERVICE
     entries_name = "route"
 
-    def __init__(
-        self,
-        spec: IstioRouterSpec,
-        namespace: str,
-        stable: Destination,
-        canary: Destination,
-        api: client.ApiClient | None = None,
-    ) -> None:
-        self.spec = spec
-        self.namespace = namespace
-        self.stable = stable
-        self.canary = canary
-        self._api = api or api_client()
-        self.object = CustomObject(VIRTUAL_SERVICE, namespace, spec.virtual_service, self._api)
+    @property
+    def object_name(self) -> str:
+        """The VirtualService's name."""
+        return self.spec.virtual_service
 
     @property
     def description(self) -> str:
         """``istio:default/reviews#route`` (``#0`` for the first, unnamed route)."""
         return f"istio:{self.namespace}/{self.spec.virtual_service}#{self.spec.route or 0}"
-
-    # -- Router --------------------------------------------------------------------------
-
-    def get_routes(self) -> RouteState:
-        """The current weights of stable and canary on the route."""
-        return self._state(self.object.read())
-
-    def set_routes(self, weights: Weights) -> RouteState:
-        """Set the split, adding a missing stable/canary entry; nothing else changes."""
-        _check_weights(weights, self.description)
-        self._check_subsets()
-
-        def change(obj: dict[str, Any]) -> None:
-            entries = self._entries(obj)
-            self._refuse_others(entries)
-            stable = self._find(entries, self.stable)
-            canary = self._find(entries, self.canary)
-            if stable is None:
-                stable = {"destination": self._destination(self.stable, entries)}
-                entries.insert(0, stable)
-            if canary is None:
-                canary = {"destination": self._destination(self.canary, entries)}
-                entries.append(canary)
-            stable["weight"] = weights.stable
-            canary["weight"] = weights.canary
-
-        return self._state(self.object.update(change))
-
-    def finalize(self) -> RouteState:
-        """The route sends 100% to the canary alone; the stable entry leaves it."""
-        self._check_subsets(canary_only=True)
-
-        def change(obj: dict[str, Any]) -> None:
-            entries = self._entries(obj)
-            self._refuse_others(entries)
-            canary = self._find(entries, self.canary) or {
-                "destination": self._destination(self.canary, entries)
-            }
-            canary["weight"] = 100
-            entries[:] = [canary]
-
-        return self._state(self.object.update(change))
 
     # -- navigation ---------------------------------------------------------------------------
 
@@ -142,13 +88,18 @@ class IstioRouter(WeightedEntries):
         )
 
     def _entry_weights(self, entries: list[dict[str, Any]]) -> list[int]:
-        return _weights(entries)
+        """Istio's reading: a lone destination takes 100; otherwise a missing weight is 0."""
+        if len(entries) == 1 and entries[0].get("weight") is None:
+            return [100]
+        return [int(e.get("weight") or 0) for e in entries]
 
     def _entry_label(self, entry: dict[str, Any]) -> str:
-        return _label(entry)
+        target = entry.get("destination") or {}
+        host = str(target.get("host", "?"))
+        return f"{host}/{target['subset']}" if target.get("subset") else host
 
-    def _destination(self, dest: Destination, entries: list[dict[str, Any]]) -> dict[str, Any]:
-        """A destination for a new entry; the port follows the existing entries' port."""
+    def _new_entry(self, dest: Destination, entries: list[dict[str, Any]]) -> dict[str, Any]:
+        """A route entry for ``dest``; the port follows the existing entries' port."""
         result: dict[str, Any] = {"host": dest.host}
         if dest.subset:
             result["subset"] = dest.subset
@@ -157,31 +108,14 @@ class IstioRouter(WeightedEntries):
         port = next((p for p in ports if p), None)
         if port is not None:
             result["port"] = dict(port)
-        return result
-
-    def _state(self, obj: dict[str, Any]) -> RouteState:
-        entries = self._entries(obj)
-        weights = _weights(entries)
-        stable = canary = None
-        for entry, weight in zip(entries, weights, strict=True):
-            if self._matches(entry, self.stable):
-                stable = (stable or 0) + weight
-            elif self._matches(entry, self.canary):
-                canary = (canary or 0) + weight
-        return RouteState(
-            stable=stable,
-            canary=canary,
-            others=self._others(entries),
-            version=str((obj.get("metadata") or {}).get("resourceVersion", "")),
-            description=self.description,
-        )
+        return {"destination": result}
 
     # -- DestinationRule -------------------------------------------------------------------------
 
-    def _check_subsets(self, canary_only: bool = False) -> None:
-        wanted = [self.canary] if canary_only else [self.stable, self.canary]
+    def _check_destinations(self, dests: list[Destination]) -> None:
+        """Refuse a subset that the host's DestinationRule does not define (Istio would 503)."""
         by_host: dict[str, list[str]] = {}
-        for dest in wanted:
+        for dest in dests:
             if dest.subset:
                 by_host.setdefault(dest.host, []).append(dest.subset)
         for host, subsets in by_host.items():
@@ -210,28 +144,6 @@ class IstioRouter(WeightedEntries):
                     f"(it defines: {', '.join(map(str, defined)) or 'no subsets'}); "
                     "traffic sent to it would fail with 503"
                 )
-
-
-def _check_weights(weights: Weights, where: str) -> None:
-    if not (0 <= weights.stable <= 100 and 0 <= weights.canary <= 100) or (
-        weights.stable + weights.canary != 100
-    ):
-        raise RouteInvalid(
-            f"{where}: weights must be 0..100 and sum to 100, got {weights.stable}/{weights.canary}"
-        )
-
-
-def _weights(entries: list[dict[str, Any]]) -> list[int]:
-    """Istio's reading: a lone destination takes 100; otherwise a missing weight is 0."""
-    if len(entries) == 1 and entries[0].get("weight") is None:
-        return [100]
-    return [int(e.get("weight") or 0) for e in entries]
-
-
-def _label(entry: dict[str, Any]) -> str:
-    target = entry.get("destination") or {}
-    host = str(target.get("host", "?"))
-    return f"{host}/{target['subset']}" if target.get("subset") else host
 
 
 def _same_host(written: str, wanted: str, namespace: str) -> bool:

@@ -2,7 +2,7 @@
 
 - Kubernetes objects: ``kubernetes-validate`` (bundled upstream schemas, strict: unknown fields
   fail), file by file and as rendered by ``kubectl kustomize`` when kubectl is installed.
-- Istio / Gateway API examples: the upstream CRD schemas in ``../shared/schemas``.
+- Istio / Gateway API examples: the upstream CRD schemas in ``tests/schemas``.
 - Rollout specs: :func:`workflows.spec.validate_spec`.
 - Policy the issue asks for: non-root, read-only root filesystem, requests and limits, probes,
   a grace period longer than the worker's drain, least-privilege namespaced RBAC.
@@ -29,7 +29,7 @@ from tests.support.kube_emulator import (
     ISTIO_VIRTUAL_SERVICE,
     KubeEmulator,
 )
-from tests.support.kube_fixtures import PROJECT_ROOT, kube, read_back, schema_errors
+from tests.support.kube_fixtures import PROJECT_ROOT, SCHEMA_DIR, kube, read_back, schema_errors
 from workflows.models import RouteInput, Weights
 from workflows.spec import RolloutSpec, validate_spec
 
@@ -83,6 +83,16 @@ def check_object(doc: dict[str, Any], where: str) -> None:
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
     except kubernetes_validate.ValidationError as error:
         pytest.fail(f"{where}: {error.message} at {list(error.path)}")
+
+
+def test_the_crd_schemas_are_in_the_repository_with_their_source() -> None:
+    """A clone tests itself alone: every schema the tests name is carried, and its README says
+    where it came from."""
+    readme = (SCHEMA_DIR / "README.md").read_text()
+    for filename in CRD_SCHEMAS.values():
+        assert (SCHEMA_DIR / filename).is_file(), filename
+    for path in SCHEMA_DIR.glob("*.json"):
+        assert f"| {path.name} " in readme, path.name
 
 
 def test_there_is_something_to_validate() -> None:

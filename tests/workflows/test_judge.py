@@ -33,7 +33,6 @@ from workflows.mannwhitney import mann_whitney_u, shift_interval, u_distribution
 from workflows.measurements import (
     KEEP_MEASUREMENTS,
     AnalysisState,
-    EnvoySnapshot,
     Measurement,
     MeasureResult,
     MetricResult,
@@ -252,7 +251,7 @@ def test_record_keeps_counters_and_a_bounded_window() -> None:
 def test_analysis_failure_names_metric_value_and_threshold() -> None:
     analysis = AnalysisSpec.model_validate(ISSUE_EXAMPLE)
     state = AnalysisState()
-    snapshot = EnvoySnapshot(at=T0, completed=10, errors=1)
+    snapshot = {"at": T0.isoformat(), "completed": 10.0, "errors": 1.0}  # opaque to the workflow
     for round_value in (0.2, 0.25):
         error_rate = analysis.metric("error-rate")
         verdict, message = assess_measurement(error_rate, round_value)
@@ -262,10 +261,10 @@ def test_analysis_failure_names_metric_value_and_threshold() -> None:
                 Measurement(metric="canary-latency", value=12.0, verdict="Successful", at=T0),
                 Measurement(metric="from-an-older-spec", value=1.0, verdict="Failed", at=T0),
             ],
-            envoy_snapshots={"canary-latency": snapshot},
+            provider_states={"canary-latency": snapshot},
         )
         state = apply_measurements(analysis, state, measured)
-    assert state.rounds == 2 and state.envoy_snapshots["canary-latency"] == snapshot
+    assert state.rounds == 2 and state.provider_states["canary-latency"] == snapshot
     assert "from-an-older-spec" not in state.metrics
     outcome = assess_analysis(analysis, state)
     assert outcome.phase == "Failed" and outcome.metric == "error-rate"

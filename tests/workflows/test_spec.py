@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from workflows._durations import format_duration, parse_duration
-from workflows.spec import SpecError, validate_spec
+from workflows.spec import ROUTER_KINDS, ROUTER_SPECS, RouterTraits, SpecError, validate_spec
 
 
 def base(**changes: Any) -> dict[str, Any]:
@@ -59,6 +59,10 @@ def test_defaults() -> None:
         ({"router": {"kind": "istio"}}, "router.virtualService: required"),
         ({"canary": {"host": "reviews-v1"}}, "canary: must differ from stable (both reviews-v1)"),
         ({"canary": {"host": "reviews", "subset": "v2"}}, "canary.subset: only the istio router has subsets"),
+        (
+            {"stable": {"host": "reviews-v1", "port": 9080}},
+            "stable.port: only the gatewayApi router takes a port",
+        ),
         ({"service": "Reviews"}, "service: must be a lowercase DNS label"),
         ({"verfy": {}}, "verfy: unknown key"),
         ({"verify": {"url": "http://x/"}}, "verify: set exactly one of match"),
@@ -74,6 +78,10 @@ def test_defaults() -> None:
             {"steps": [{"setWeight": 100}, {"removeOld": {"deployment": "reviews-v1"}}]},
             "steps[1].removeOld.deployment: needs a Kubernetes router",
         ),
+        (
+            {"steps": [{"setWeight": 100}, {"removeOld": {"deployment": "reviews-v1"}}]},
+            "needs a Kubernetes router (istio or gatewayApi), got envoy",
+        ),
     ],
 )
 def test_invalid_specs_name_the_field(changes: dict[str, Any], expected: str) -> None:
@@ -82,6 +90,21 @@ def test_invalid_specs_name_the_field(changes: dict[str, Any], expected: str) ->
     assert any(problem.startswith(expected) or expected in problem for problem in caught.value.problems), (
         caught.value.problems
     )
+
+
+def test_router_kinds_and_traits_are_declared_by_the_spec_classes() -> None:
+    assert ROUTER_KINDS == ("istio", "gatewayApi", "envoy", "dryRun")
+    assert [spec.traits for spec in ROUTER_SPECS] == [
+        RouterTraits(subsets=True, kubernetes=True),
+        RouterTraits(ports=True, kubernetes=True),
+        RouterTraits(),
+        RouterTraits(),
+    ]
+    istio = {"kind": "istio", "virtualService": "reviews"}
+    gateway = {"kind": "gatewayApi", "httpRoute": "reviews"}
+    deployment = {"steps": [{"setWeight": 100}, {"removeOld": {"deployment": "reviews-v1"}}]}
+    assert validate_spec(base(router=istio, canary={"host": "reviews", "subset": "v2"}, **deployment))
+    assert validate_spec(base(router=gateway, canary={"host": "reviews-v2", "port": 9080}, **deployment))
 
 
 def test_every_problem_is_reported_at_once() -> None:

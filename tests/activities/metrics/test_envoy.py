@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 
 from activities.metrics import EnvoyProvider, MetricProviderError, build_provider
+from activities.metrics.envoy import EnvoySnapshot
 from tests.support.envoy_stack import EnvoyStack, Load, envoy_stack, require_binary
 from workflows.analysis import EnvoyMetricSource
-from workflows.measurements import EnvoySnapshot
 
 __all__ = ["envoy_stack"]  # a fixture, re-exported for pytest
 

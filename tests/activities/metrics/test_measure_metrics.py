@@ -14,6 +14,7 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.analysis import measure_metrics
+from activities.metrics.envoy import EnvoySnapshot
 from tests.support.envoy_stack import EnvoyStack, Load, start_envoy_stack
 from tests.support.prometheus import PrometheusServer, start_prometheus
 from workflows.analysis import AnalysisSpec
@@ -98,11 +99,9 @@ def analysis(stack: Stack, address: str | None = None) -> AnalysisSpec:
 
 
 async def measure(
-    spec: AnalysisSpec, snapshots: dict[str, Any] | None = None, stable: str = "stable"
+    spec: AnalysisSpec, states: dict[str, Any] | None = None, stable: str = "stable"
 ) -> MeasureResult:
-    request = MeasureInput(
-        metrics=spec.metrics, stable=stable, canary="canary", envoy_snapshots=snapshots or {}
-    )
+    request = MeasureInput(metrics=spec.metrics, stable=stable, canary="canary", provider_states=states or {})
     # through the JSON Temporal stores, as a worker would receive it
     request = MeasureInput.model_validate_json(request.model_dump_json())
     result: MeasureResult = await ActivityEnvironment().run(measure_metrics, request)
@@ -122,7 +121,7 @@ async def test_one_round_judges_every_metric(stack: Stack) -> None:
     assert by_name["nothing"].verdict == "Inconclusive" and by_name["nothing"].value is None
     envoy = by_name["canary-envoy-errors"]
     assert envoy.verdict == "Failed" and envoy.value == pytest.approx(0.2, abs=0.08)
-    assert "canary-envoy-errors" in result.envoy_snapshots
+    assert "canary-envoy-errors" in result.provider_states
 
     versus = by_name["errors-vs-stable"]
     assert versus.verdict == "Failed", versus.message
@@ -131,9 +130,9 @@ async def test_one_round_judges_every_metric(stack: Stack) -> None:
     assert versus.value == pytest.approx(0.2, abs=0.05)  # the estimated shift
 
     # the Envoy baseline goes round through the workflow: the next delta starts there
-    again = await measure(spec, result.envoy_snapshots)
-    after = again.envoy_snapshots["canary-envoy-errors"]
-    before = result.envoy_snapshots["canary-envoy-errors"]
+    again = await measure(spec, result.provider_states)
+    after = EnvoySnapshot.model_validate(again.provider_states["canary-envoy-errors"])
+    before = EnvoySnapshot.model_validate(result.provider_states["canary-envoy-errors"])
     assert after.completed > before.completed and after.at > before.at
 
     # folded as the workflow will: two failed canary measurements > failureLimit 1
