@@ -108,13 +108,6 @@ class MeasureInput(_Model):
     max_baseline_age_seconds: float = 300.0
     """An older snapshot is not diffed against (the window would be stale): read twice instead."""
 
-    def __init__(self, *, envoy_snapshots: dict[str, dict[str, Any]] | None = None, **data: Any) -> None:
-        # ``envoy_snapshots=`` is the keyword from before provider states were opaque; kept so that
-        # callers not yet renamed type-check. Drop it once none passes it.
-        if envoy_snapshots is not None:
-            data.setdefault("provider_states", envoy_snapshots)
-        super().__init__(**data)
-
 
 class MeasureResult(_Model):
     """One measurement per metric, in spec order, and the states their providers ask to carry."""
@@ -147,11 +140,6 @@ class AnalysisState(_Model):
     metrics: dict[str, MetricResult] = Field(default_factory=dict)
     provider_states: ProviderStates = Field(default_factory=dict)
     rounds: int = 0
-
-    @property
-    def envoy_snapshots(self) -> dict[str, dict[str, Any]]:
-        """:attr:`provider_states` under its former name, for callers not yet renamed."""
-        return self.provider_states
 
 
 class AnalysisOutcome(_Model):

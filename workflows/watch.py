@@ -62,7 +62,7 @@ class AnalysisWatch:
                         metrics=analysis.metrics,
                         stable=self.spec.stable.host,
                         canary=self.spec.canary.host,
-                        envoy_snapshots=state.analysis_state.envoy_snapshots,
+                        provider_states=state.analysis_state.provider_states,
                     ),
                     result_type=MeasureResult,
                     start_to_close_timeout=analysis.interval + timedelta(seconds=30),

@@ -20,9 +20,9 @@ from activities.metrics import EnvoyProvider, build_provider
 from activities.metrics.envoy import EnvoySnapshot
 from tests.support.envoy_stack import EnvoyStack, envoy_stack
 from workflows.analysis import AnalysisSpec
+from workflows.carried import RolloutState
 from workflows.judge import apply_measurements
 from workflows.measurements import AnalysisState, MeasureInput, MeasureResult
-from workflows.state import RolloutCheckpoint
 
 __all__ = ["envoy_stack"]  # a fixture, re-exported for pytest
 
@@ -50,7 +50,7 @@ def test_a_recorded_old_result_decodes_and_its_snapshot_becomes_the_envoy_baseli
     (result,) = converter.from_payloads([recorded], [MeasureResult])
     state = apply_measurements(spec, AnalysisState(), result)
     # the call workflows/rollout.py makes, and the request as the activity's worker decodes it
-    sent = MeasureInput(metrics=spec.metrics, stable="s", canary="c", envoy_snapshots=state.envoy_snapshots)
+    sent = MeasureInput(metrics=spec.metrics, stable="s", canary="c", provider_states=state.provider_states)
     (request,) = converter.from_payloads(converter.to_payloads([sent]), [MeasureInput])
     assert spec.metrics[0].envoy is not None
     provider = build_provider(spec.metrics[0].envoy, carried_state=request.provider_states.get(METRIC))
@@ -94,17 +94,18 @@ async def test_old_envoy_snapshots_payloads_still_carry_the_baseline(envoy_stack
     # an old continue-as-new checkpoint carries the same snapshot in its AnalysisState
     status = {"rolloutId": "rollout-default-reviews", "service": "reviews", "namespace": "default"}
     analysis_state = {"metrics": {}, "envoySnapshots": old, "rounds": 4}
-    checkpoint = json.dumps({"status": status, "analysisState": analysis_state})
-    carried = RolloutCheckpoint.model_validate_json(checkpoint).analysis_state
+    checkpoint = json.dumps(
+        {"status": status, "analysisState": analysis_state, "analysisHold": False, "phaseBeforePause": None}
+    )
+    carried = RolloutState.model_validate_json(checkpoint).analysis_state
     assert carried.provider_states == old and carried.rounds == 4
 
-    # the call workflows/rollout.py makes today, and the new one
-    for request in (
-        MeasureInput(metrics=spec.metrics, stable="s", canary="c", envoy_snapshots=carried.envoy_snapshots),
-        MeasureInput(metrics=spec.metrics, stable="s", canary="c", provider_states=carried.provider_states),
-    ):
-        assert request.provider_states == old
-        assert "providerStates" in json.loads(request.model_dump_json())
+    # the call the analysis watch makes with what it carried
+    request = MeasureInput(
+        metrics=spec.metrics, stable="s", canary="c", provider_states=carried.provider_states
+    )
+    assert request.provider_states == old
+    assert "providerStates" in json.loads(request.model_dump_json())
 
     assert envoy_stack.send("canary", 50) == {200: 40, 500: 10}
     # an old-shape MeasureInput, as a worker of the old code scheduled it, through the activity
