@@ -8,12 +8,10 @@ each starting with the path of the field (``steps[0].setWeight: must be 0..100, 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Any, ClassVar, Literal, get_args
+from typing import Any, Literal
 
 from pydantic import (
-    AfterValidator,
     Field,
     ValidationError,
     field_validator,
@@ -21,9 +19,23 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from workflows._base import _SpecModel, http_url
+from workflows._base import _SpecModel
 from workflows._durations import Duration
+from workflows._fields import DnsName, HttpUrl, Label, Weight
 from workflows.analysis import AnalysisSpec
+from workflows.routers import (
+    ROUTER_KINDS,
+    ROUTER_SPECS,
+    Destination,
+    DryRunRouterSpec,
+    EnvoyRouterSpec,
+    GatewayApiRouterSpec,
+    IstioRouterSpec,
+    RouterSpec,
+    RouterSpecBase,
+    RouterTraits,
+    kinds_with,
+)
 
 __all__ = [
     "DEFAULT_STEPS",
@@ -49,9 +61,6 @@ __all__ = [
     "workflow_id_for",
 ]
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
-
 
 class SpecError(ValueError):
     """A rollout spec that does not validate; ``problems`` holds one ``path: reason`` per line."""
@@ -59,125 +68,6 @@ class SpecError(ValueError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("invalid rollout spec: " + "; ".join(problems))
-
-
-def _dns_name(value: str) -> str:
-    if not value or len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
-        raise ValueError(f"must be a lowercase DNS name (letters, digits, '-', '.'), got {value!r}")
-    return value
-
-
-def _label(value: str) -> str:
-    if not value or len(value) > 63 or not _DNS_LABEL.match(value):
-        raise ValueError(f"must be a lowercase DNS label (letters, digits, '-'), got {value!r}")
-    return value
-
-
-def _weight(value: int) -> int:
-    if not 0 <= value <= 100:
-        raise ValueError(f"must be 0..100, got {value}")
-    return value
-
-
-DnsName = Annotated[str, AfterValidator(_dns_name)]
-HttpUrl = Annotated[str, AfterValidator(http_url)]
-Label = Annotated[str, AfterValidator(_label)]
-Weight = Annotated[int, Field(strict=True), AfterValidator(_weight)]
-
-
-class Destination(_SpecModel):
-    """Where one version's traffic goes.
-
-    Istio: ``host`` (+ optional ``subset``); Gateway API: ``host`` is the backendRef Service name
-    (+ ``port``); Envoy: ``host`` is the cluster name.
-    """
-
-    host: str = Field(min_length=1)
-    subset: str | None = None
-    port: int | None = Field(default=None, ge=1, le=65535)
-
-    def label(self) -> str:
-        """A short human name: ``reviews-v2`` or ``reviews/v2``."""
-        return f"{self.host}/{self.subset}" if self.subset else self.host
-
-
-@dataclass(frozen=True)
-class RouterTraits:
-    """What a router kind can do; each router spec declares its own, and validation reads them."""
-
-    subsets: bool = False
-    """Destinations may name a subset (Istio DestinationRule subsets)."""
-    ports: bool = False
-    """Destinations may name a port (Gateway API Service backendRefs)."""
-    kubernetes: bool = False
-    """The route lives in a Kubernetes namespace, so ``removeOld`` may retire a Deployment there."""
-
-
-class RouterSpecBase(_SpecModel):
-    """A ``router`` section: a ``kind: Literal[...]`` field (the discriminator) and its traits."""
-
-    traits: ClassVar[RouterTraits] = RouterTraits()
-
-    @classmethod
-    def kind_name(cls) -> str:
-        """The ``kind`` this section is written with (its ``Literal``'s one value)."""
-        (kind,) = get_args(cls.model_fields["kind"].annotation)
-        return str(kind)
-
-
-class IstioRouterSpec(RouterSpecBase):
-    """Istio VirtualService: weights of ``spec.http[route].route[]``."""
-
-    traits = RouterTraits(subsets=True, kubernetes=True)
-    kind: Literal["istio"]
-    virtual_service: DnsName
-    route: str | None = None
-    """Name of the http route in the VirtualService; default: the first one."""
-
-
-class GatewayApiRouterSpec(RouterSpecBase):
-    """Gateway API HTTPRoute: weights of ``spec.rules[rule].backendRefs[]``."""
-
-    traits = RouterTraits(ports=True, kubernetes=True)
-    kind: Literal["gatewayApi"]
-    http_route: DnsName
-    rule: int = Field(default=0, ge=0)
-
-
-class EnvoyRouterSpec(RouterSpecBase):
-    """A local Envoy fed by a filesystem RDS file that it watches."""
-
-    kind: Literal["envoy"]
-    routes_file: str = Field(min_length=1)
-    """Path of the RDS file (a v3 ``resources:`` list of RouteConfigurations), on the worker."""
-    route_config: str = Field(min_length=1)
-    """Name of the RouteConfiguration whose route is edited."""
-    virtual_host: str | None = None
-    """Virtual host name inside it; default: the first."""
-    route: str | None = None
-    """Route name inside the virtual host; default: the first."""
-    admin: HttpUrl | None = None
-    """Envoy admin URL; when set, a weight change returns only once Envoy reports it applied."""
-
-
-class DryRunRouterSpec(RouterSpecBase):
-    """Changes nothing; records what it would do (rehearsals, benchmarks)."""
-
-    kind: Literal["dryRun"]
-
-
-RouterSpec = Annotated[
-    IstioRouterSpec | GatewayApiRouterSpec | EnvoyRouterSpec | DryRunRouterSpec,
-    Field(discriminator="kind"),
-]
-"""Every router kind: a new kind is one more spec class here (activities.routers builds it)."""
-ROUTER_SPECS: tuple[type[RouterSpecBase], ...] = get_args(get_args(RouterSpec)[0])
-ROUTER_KINDS = tuple(spec.kind_name() for spec in ROUTER_SPECS)
-
-
-def _kinds_with(trait: Literal["subsets", "ports", "kubernetes"]) -> str:
-    """``istio or gatewayApi``: the kinds whose traits have ``trait``, for messages."""
-    return " or ".join(spec.kind_name() for spec in ROUTER_SPECS if getattr(spec.traits, trait))
 
 
 class ApprovalStep(_SpecModel):
@@ -307,9 +197,9 @@ class RolloutSpec(_SpecModel):
         for role in ("stable", "canary"):
             dest: Destination = getattr(self, role)
             if dest.subset is not None and not traits.subsets:
-                problems.append(f"{role}.subset: only the {_kinds_with('subsets')} router has subsets")
+                problems.append(f"{role}.subset: only the {kinds_with('subsets')} router has subsets")
             if dest.port is not None and not traits.ports:
-                problems.append(f"{role}.port: only the {_kinds_with('ports')} router takes a port")
+                problems.append(f"{role}.port: only the {kinds_with('ports')} router takes a port")
         if not self.steps:
             problems.append("steps: needs at least one step (omit it for the default plan)")
         for index, step in enumerate(self.steps):
@@ -326,7 +216,7 @@ class RolloutSpec(_SpecModel):
             if step.remove_old.deployment is not None and not traits.kubernetes:
                 problems.append(
                     f"steps[{index}].removeOld.deployment: needs a Kubernetes router "
-                    f"({_kinds_with('kubernetes')}), got {kind}"
+                    f"({kinds_with('kubernetes')}), got {kind}"
                 )
         if problems:
             raise ValueError("\n".join(problems))

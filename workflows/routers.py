@@ -1,0 +1,124 @@
+"""The ``router`` section of a spec and the destinations it splits traffic between.
+
+Each router kind is one spec class that declares its kind and its traits once; a new kind is one
+more class in :data:`RouterSpec` (``activities.routers`` registers how to build it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, ClassVar, Literal, get_args
+
+from pydantic import Field
+
+from workflows._base import _SpecModel
+from workflows._fields import DnsName, HttpUrl
+
+__all__ = [
+    "ROUTER_KINDS",
+    "ROUTER_SPECS",
+    "Destination",
+    "DryRunRouterSpec",
+    "EnvoyRouterSpec",
+    "GatewayApiRouterSpec",
+    "IstioRouterSpec",
+    "RouterSpec",
+    "RouterSpecBase",
+    "RouterTraits",
+    "kinds_with",
+]
+
+
+class Destination(_SpecModel):
+    """Where one version's traffic goes.
+
+    Istio: ``host`` (+ optional ``subset``); Gateway API: ``host`` is the backendRef Service name
+    (+ ``port``); Envoy: ``host`` is the cluster name.
+    """
+
+    host: str = Field(min_length=1)
+    subset: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+
+    def label(self) -> str:
+        """A short human name: ``reviews-v2`` or ``reviews/v2``."""
+        return f"{self.host}/{self.subset}" if self.subset else self.host
+
+
+@dataclass(frozen=True)
+class RouterTraits:
+    """What a router kind can do; each router spec declares its own, and validation reads them."""
+
+    subsets: bool = False
+    """Destinations may name a subset (Istio DestinationRule subsets)."""
+    ports: bool = False
+    """Destinations may name a port (Gateway API Service backendRefs)."""
+    kubernetes: bool = False
+    """The route lives in a Kubernetes namespace, so ``removeOld`` may retire a Deployment there."""
+
+
+class RouterSpecBase(_SpecModel):
+    """A ``router`` section: a ``kind: Literal[...]`` field (the discriminator) and its traits."""
+
+    traits: ClassVar[RouterTraits] = RouterTraits()
+
+    @classmethod
+    def kind_name(cls) -> str:
+        """The ``kind`` this section is written with (its ``Literal``'s one value)."""
+        (kind,) = get_args(cls.model_fields["kind"].annotation)
+        return str(kind)
+
+
+class IstioRouterSpec(RouterSpecBase):
+    """Istio VirtualService: weights of ``spec.http[route].route[]``."""
+
+    traits = RouterTraits(subsets=True, kubernetes=True)
+    kind: Literal["istio"]
+    virtual_service: DnsName
+    route: str | None = None
+    """Name of the http route in the VirtualService; default: the first one."""
+
+
+class GatewayApiRouterSpec(RouterSpecBase):
+    """Gateway API HTTPRoute: weights of ``spec.rules[rule].backendRefs[]``."""
+
+    traits = RouterTraits(ports=True, kubernetes=True)
+    kind: Literal["gatewayApi"]
+    http_route: DnsName
+    rule: int = Field(default=0, ge=0)
+
+
+class EnvoyRouterSpec(RouterSpecBase):
+    """A local Envoy fed by a filesystem RDS file that it watches."""
+
+    kind: Literal["envoy"]
+    routes_file: str = Field(min_length=1)
+    """Path of the RDS file (a v3 ``resources:`` list of RouteConfigurations), on the worker."""
+    route_config: str = Field(min_length=1)
+    """Name of the RouteConfiguration whose route is edited."""
+    virtual_host: str | None = None
+    """Virtual host name inside it; default: the first."""
+    route: str | None = None
+    """Route name inside the virtual host; default: the first."""
+    admin: HttpUrl | None = None
+    """Envoy admin URL; when set, a weight change returns only once Envoy reports it applied."""
+
+
+class DryRunRouterSpec(RouterSpecBase):
+    """Changes nothing; records what it would do (rehearsals, benchmarks)."""
+
+    kind: Literal["dryRun"]
+
+
+RouterSpec = Annotated[
+    IstioRouterSpec | GatewayApiRouterSpec | EnvoyRouterSpec | DryRunRouterSpec,
+    Field(discriminator="kind"),
+]
+"""Every router kind: a new kind is one more spec class here (activities.routers builds it)."""
+ROUTER_SPECS: tuple[type[RouterSpecBase], ...] = get_args(get_args(RouterSpec)[0])
+ROUTER_KINDS = tuple(spec.kind_name() for spec in ROUTER_SPECS)
+
+
+def kinds_with(trait: Literal["subsets", "ports", "kubernetes"]) -> str:
+    """``istio or gatewayApi``: the kinds whose traits have ``trait``, for messages."""
+    return " or ".join(spec.kind_name() for spec in ROUTER_SPECS if getattr(spec.traits, trait))
