@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -26,7 +27,7 @@ class Inbox:
         self.state = state
         self.events = events
 
-    def _refusal(self, name: str, payload: Any) -> tuple[Any, str | None]:
+    def _refusal(self, name: str, payload: Any) -> tuple[BaseModel | None, str | None]:
         message = MESSAGES[name]
         request, refusal = parse(name, payload, message.model)
         if request is not None:
@@ -53,7 +54,7 @@ class Inbox:
         """An update that passed :meth:`validate`: apply it and answer the caller."""
         return self._apply(name, MESSAGES[name].model.model_validate(payload), "update")
 
-    def _apply(self, name: str, request: Any, via: Via) -> MessageResult:
+    def _apply(self, name: str, request: BaseModel | None, via: Via) -> MessageResult:
         applied = MESSAGES[name].apply(self.state, request, via, workflow.now())
         if applied.hold_changed:
             self.events.publish_hold()

@@ -9,6 +9,7 @@ from pydantic import Field, computed_field, model_validator
 
 from workflows._base import _Model
 from workflows._durations import format_duration
+from workflows.measurements import MetricResult
 from workflows.models import (
     ApprovalRecord,
     EventRecord,
@@ -129,7 +130,8 @@ class RolloutStatus(_Model):
     pause_conditions: list[PauseCondition] = Field(default_factory=list)
     approvals: list[ApprovalRecord] = Field(default_factory=list)
     verifications: list[VerificationRecord] = Field(default_factory=list)
-    analysis: list[dict[str, Any]] = Field(default_factory=list)
+    analysis: list[MetricResult] = Field(default_factory=list)
+    """Each metric's tally and its newest measurements."""
     events: list[EventRecord] = Field(default_factory=list)
     """The newest :data:`KEEP_EVENTS` events."""
     event_counts: dict[str, int] = Field(default_factory=dict)

@@ -76,10 +76,7 @@ class AnalysisWatch:
                 workflow.logger.warning("measure_metrics failed", extra={"error": str(error.cause)})
             else:
                 state.analysis_state = apply_measurements(analysis, state.analysis_state, result)
-                state.status.analysis = [
-                    metric.model_dump(mode="json", by_alias=True)
-                    for metric in state.analysis_state.metrics.values()
-                ]
+                state.status.analysis = list(state.analysis_state.metrics.values())
                 outcome = assess_analysis(analysis, state.analysis_state)
                 if outcome.phase == "Failed":
                     self.failure = outcome.message
