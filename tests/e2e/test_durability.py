@@ -51,7 +51,13 @@ def test_worker_killed_while_waiting_for_approval(
 ) -> None:
     stack = clean_stack
     workflow_id = f"kill-at-gate-{uuid.uuid4().hex[:8]}"
-    steps = [{"setWeight": 10}, {"approval": {}}, {"setWeight": 50}, {"approval": {}}, {"setWeight": 100}]
+    steps: list[dict[str, Any]] = [
+        {"setWeight": 10},
+        {"approval": {}},
+        {"setWeight": 50},
+        {"approval": {}},
+        {"setWeight": 100},
+    ]
     cli.start(workflow_id, write_spec(tmp_path, stack.spec_for(steps)))
     cli.wait_status(workflow_id, waiting_at(2))
 

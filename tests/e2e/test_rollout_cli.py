@@ -63,7 +63,7 @@ def test_happy_path_signal_and_update_approvals(
     clean_stack: LocalStack, cli: TemporalCli, tmp_path: Path
 ) -> None:
     stack = clean_stack
-    steps = [
+    steps: list[dict[str, Any]] = [
         {"setWeight": 10},
         {"approval": {}},
         {"setWeight": 50},
@@ -228,7 +228,7 @@ def test_schedule_created_with_the_cli_starts_a_rollout(
             return actions[0]["startWorkflowResult"]["workflowId"] if actions else None
 
         workflow_id = wait_until(started_run, 15, "the triggered schedule started nothing")
-        assert workflow_id.startswith(f"{schedule_id}-rollout")
+        assert workflow_id is not None and workflow_id.startswith(f"{schedule_id}-rollout")
         summary = completed_result(cli.result(workflow_id))
         assert summary["phase"] == "Succeeded"
         assert weights_set(summary) == [(0, 0), (1, 50), (2, 100)]

@@ -23,7 +23,7 @@ def rollout(
         rollout_id="r", service="reviews", namespace="default", phase=phase, current_step=step
     )
     if waiting is not None:
-        status.waiting_for = WaitingFor(kind=waiting, step=step, since=NOW)  # type: ignore[arg-type]
+        status.waiting_for = WaitingFor(kind=waiting, step=step, since=NOW)
     return RolloutState(status=status, **extra)
 
 
