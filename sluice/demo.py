@@ -15,24 +15,18 @@ starts: the analysis must roll it back by itself at 10% (``AnalysisFailed``), an
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
-import threading
-import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 from rich.console import Console
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
-from sluice.backend import Fault
 from sluice.client import load_spec_file, start_rollout
-from sluice.prometheus import PrometheusServer, prometheus_binary
-from sluice.stack import LocalStack, StackPorts
+from sluice.stack import Fault, LocalStack, StackPorts, sample_versions
 from worker.client import connect
 from worker.settings import Settings
 from workflows.spec import validate_spec
@@ -42,11 +36,9 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_UNEXPECTED",
-    "BackgroundLoad",
     "demo_analysis",
     "error_ratio_query",
     "run_demo",
-    "served_split",
 ]
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "reviews-local.yaml"
@@ -97,52 +89,6 @@ def demo_analysis(prometheus_url: str, canary: str) -> dict[str, Any]:
             }
         ],
     }
-
-
-class BackgroundLoad:
-    """A steady trickle of GET requests (``per_second``) from a thread, until :meth:`stop`."""
-
-    def __init__(self, url: str, per_second: float = LOAD_PER_SECOND) -> None:
-        self.url = url
-        self.period = 1.0 / per_second
-        self.sent = 0
-        self.failed = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sluice-load", daemon=True)
-
-    def _run(self) -> None:
-        next_at = time.monotonic()
-        with httpx.Client(timeout=2) as client:
-            while not self._stop.is_set():
-                try:
-                    if client.get(self.url).status_code >= 500:
-                        self.failed += 1
-                except httpx.HTTPError:
-                    self.failed += 1
-                self.sent += 1
-                next_at += self.period
-                self._stop.wait(max(0.0, next_at - time.monotonic()))
-
-    def start(self) -> BackgroundLoad:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> BackgroundLoad:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def served_split(url: str, count: int = 100) -> Counter[str]:
-    """Send ``count`` requests and count the ``x-version`` that answered each."""
-    with httpx.Client(timeout=2) as client:
-        return Counter(client.get(url).headers.get("x-version", "?") for _ in range(count))
 
 
 def _split_line(verification: dict[str, Any], stable: str, canary: str) -> str:
@@ -295,11 +241,16 @@ async def run_demo(
     """
     # A demo always starts from a fresh route and an empty history.
     shutil.rmtree(state_dir, ignore_errors=True)
-    prometheus_binary()  # a missing binary stops the demo here, before the stack binds anything
-    stack = LocalStack(state_dir, ports or StackPorts(temporal_ui=8233))
+    # A missing prometheus binary stops the demo here, before the stack binds anything.
+    stack = LocalStack(
+        state_dir,
+        ports or StackPorts(temporal_ui=8233),
+        with_prometheus=True,
+        load_per_second=LOAD_PER_SECOND,
+    )
     data, spec = load_spec_file(EXAMPLE)
     stable, canary = spec.stable.host, spec.canary.host
-    prometheus = PrometheusServer.for_envoy(stack.state_dir, stack.ports.envoy_admin)
+    prometheus, load = stack.plane.prometheus, stack.plane.load
     data["router"]["routesFile"] = str(stack.envoy.routes_file)
     data["analysis"] = demo_analysis(prometheus.url, canary)
     spec = validate_spec(data)
@@ -309,18 +260,11 @@ async def run_demo(
         "[bold]Starting the local stack[/bold] (Prometheus, Temporal dev server, Envoy, "
         f"{stable}, {canary}, worker)..."
     )
-    with contextlib.ExitStack() as running:
-        # Prometheus first: its first scrape comes a few seconds after it starts, while the
-        # rest of the stack starts.
-        running.callback(prometheus.stop)  # also when it fails to become ready
-        prometheus.start_and_wait()
-        running.enter_context(stack)
+    with stack:
         console.print(
             f"  Temporal {stack.temporal.address}  UI http://127.0.0.1:{stack.ports.temporal_ui}  "
             f"Envoy {stack.envoy.url}  admin {stack.envoy.admin_url}  Prometheus {prometheus.url}"
         )
-        load = running.enter_context(BackgroundLoad(stack.envoy.url))
-        prometheus.wait_for_targets()
         if bad_canary:
             console.print(
                 f"[yellow]Bad canary[/yellow]: {canary} answers "
@@ -345,7 +289,7 @@ async def run_demo(
             failure = cause if isinstance(cause, ApplicationError) else ApplicationError(str(cause))
         status = await handle.query("status")
         load.stop()
-        split = served_split(stack.envoy.url, 100)
+        split = sample_versions(stack.envoy.url, 100)
         console.print(f"Background load: {load.sent} requests sent, {load.failed} failed (5xx)")
         if bad_canary:
             code = _judge_bad_canary(console, status, failure, split, stable, canary)
