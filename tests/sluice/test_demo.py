@@ -25,7 +25,7 @@ SLUICE = Path(sys.executable).parent / "sluice"
 @pytest.fixture
 def prometheus_installed() -> None:
     # A failure under CI, a skip with the install hint elsewhere.
-    require_binary("prometheus", system=True)
+    require_binary("prometheus")
 
 
 def run_demo(state_dir: Path, *args: str, path: str | None = None) -> subprocess.CompletedProcess[str]:
