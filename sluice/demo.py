@@ -1,4 +1,4 @@
-"""``sluice demo``: the whole local stack and one rollout of examples/reviews-local.yaml.
+"""``sluice demo``: the whole local stack and one rollout of the packaged ``reviews-local.yaml``.
 
 It starts a Prometheus scraping Envoy's admin ``/stats/prometheus`` and the stack, runs a small
 background load through Envoy (so the metrics have data), and starts the rollout through Temporal
@@ -18,6 +18,7 @@ import asyncio
 import shutil
 from collections import Counter
 from datetime import datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from workflows.spec import validate_spec
 
 __all__ = [
     "BAD_CANARY_FAULT",
+    "DEMO_SPEC",
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_UNEXPECTED",
@@ -41,7 +43,9 @@ __all__ = [
     "run_demo",
 ]
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "reviews-local.yaml"
+DEMO_SPEC = resources.files("sluice") / "assets" / "reviews-local.yaml"
+"""The demo's rollout spec: package data, so an installed ``sluice demo`` runs from any directory
+(the same spec as the repository's examples/reviews-local.yaml)."""
 
 EXIT_OK = 0
 """The demo showed what it set out to show (a rollout, or with ``--bad-canary`` its rollback)."""
@@ -73,7 +77,7 @@ def error_ratio_query(cluster: str, window: str = "5s") -> str:
 
 
 def demo_analysis(prometheus_url: str, canary: str) -> dict[str, Any]:
-    """The ``analysis`` section the demo adds to examples/reviews-local.yaml."""
+    """The ``analysis`` section the demo adds to :data:`DEMO_SPEC`."""
     return {
         "interval": "2s",
         # Long enough at each weight for a bad canary to show in a few measurements (and be
@@ -248,7 +252,7 @@ async def run_demo(
         with_prometheus=True,
         load_per_second=LOAD_PER_SECOND,
     )
-    data, spec = load_spec_file(EXAMPLE)
+    data, spec = load_spec_file(DEMO_SPEC)
     stable, canary = spec.stable.host, spec.canary.host
     prometheus, load = stack.plane.prometheus, stack.plane.load
     data["router"]["routesFile"] = str(stack.envoy.routes_file)
