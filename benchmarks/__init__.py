@@ -27,11 +27,11 @@ def summary(values_ms: list[float]) -> str:
 
 
 def _binary_version(name: str, *args: str) -> str:
-    from sluice.stack import binary
+    from sluice.stack import find_binary
 
     try:
         output = subprocess.run(
-            [binary(name), *args], capture_output=True, text=True, timeout=30, check=True
+            [find_binary(name), *args], capture_output=True, text=True, timeout=30, check=True
         ).stdout
     except Exception as error:  # a benchmark still reports what it can
         return f"unknown ({error})"

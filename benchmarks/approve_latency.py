@@ -20,17 +20,12 @@ from typing import Any
 import httpx
 
 from benchmarks import summary
-from sluice.stack import LocalStack, StackPorts
+from sluice.stack import LocalStack, StackPorts, applied_route_version
 from worker.client import connect
 from worker.settings import Settings
 
 GATES = 10
 POLL_SECONDS = 0.001
-
-
-def _applied_version(admin: httpx.Client) -> str:
-    dump = admin.get("/config_dump?resource=dynamic_route_configs").json()
-    return str(dump["configs"][0]["version_info"])
 
 
 async def _waiting_at_gate(handle: Any, step: int, timeout: float = 60.0) -> None:
@@ -58,15 +53,16 @@ async def _measure(stack: LocalStack) -> tuple[list[float], list[float]]:
     )
     after_return: list[float] = []
     after_send: list[float] = []
-    with httpx.Client(base_url=stack.envoy.admin_url, timeout=2) as admin:
+    admin_url = stack.envoy.admin_url
+    with httpx.Client(timeout=2) as admin:
         for gate in range(GATES):
             await _waiting_at_gate(handle, step=1 + 2 * gate)
-            before = _applied_version(admin)
+            before = applied_route_version(admin_url, client=admin)
             sent = time.perf_counter()
             await handle.execute_update("approve", {"by": "bench"})
             returned = time.perf_counter()
             deadline = returned + 30
-            while _applied_version(admin) == before:
+            while applied_route_version(admin_url, client=admin) == before:
                 if time.perf_counter() > deadline:
                     raise TimeoutError(f"Envoy never applied the weights after gate {gate + 1}")
                 time.sleep(POLL_SECONDS)  # a tight poll is the measurement

@@ -2,14 +2,14 @@
 
 Real parts on free loopback ports: a Temporal dev server (``WorkflowEnvironment.start_local``
 with the venv's ``temporal``), an in-process worker (``worker.main.build_worker``), Envoy in front
-of two demo backends (``python -m sluice.backend`` subprocesses, so their latency is not the
+of two demo backends (``python -m sluice.stack`` subprocesses, so their latency is not the
 benchmark's own GIL), Prometheus scraping Envoy's ``/stats/prometheus`` every second, and a
 background load through Envoy. Each rollout's canary gets a known fault through the backend's
 ``PUT /_fault``; the analysis is the same for every kind, and the benchmark counts what it decided.
 
 Between rollouts the route goes back to 100% stable and the next rollout starts only once the
 canary has had no traffic for :data:`QUIET_SECONDS`, so its first measurements (Prometheus's 5 s
-rate window, Envoy's 5 s histogram flush) see none of the previous canary's requests.
+rate window) see none of the previous canary's requests.
 
 ``SLUICE_BENCH_ROLLOUTS`` sets the rollouts per canary kind (default 5). Run alone with
 ``python -m benchmarks.decision_quality``: it prints the section and writes it into
@@ -24,7 +24,6 @@ import re
 import shutil
 import signal
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -35,22 +34,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from sluice.backend import Fault
-from sluice.demo import BackgroundLoad, error_ratio_query
-from sluice.prometheus import PrometheusServer
-from sluice.stack import EnvoyProxy, ManagedProcess, binary, free_port, write_initial_routes
+from sluice.demo import error_ratio_query
+from sluice.stack import CANARY, STABLE, BackendProcess, DataPlane, Fault, find_binary
 from worker.main import build_worker
 from workflows.rollout import PHASE_SEARCH_ATTRIBUTE, SERVICE_SEARCH_ATTRIBUTE
 
 __all__ = ["KINDS", "run"]
 
-STABLE, CANARY = "reviews-v1", "reviews-v2"
 KINDS: list[tuple[str, Fault]] = [
     ("healthy", Fault()),
     ("+2% errors", Fault(error_rate=0.02)),
@@ -94,65 +89,15 @@ class Outcome:
         return self.verdict == "rolled back" and self.highest_weight < 50
 
 
-class _Plane:
+class _Plane(DataPlane):
     """Envoy in front of two backend subprocesses, Prometheus scraping Envoy, a load through it."""
 
     def __init__(self, state_dir: Path) -> None:
-        self.ports = {STABLE: free_port(), CANARY: free_port()}
-        self.backends = [
-            ManagedProcess(
-                name,
-                [sys.executable, "-m", "sluice.backend", "--name", name, "--port", str(port)],
-                state_dir / "logs" / f"{name}.log",
-            )
-            for name, port in self.ports.items()
-        ]
-        self.envoy = EnvoyProxy(state_dir, free_port(), free_port(), self.ports)
-        self.prometheus = PrometheusServer.for_envoy(state_dir, self.envoy.admin_port)
-        self.load = BackgroundLoad(self.envoy.url, LOAD_PER_SECOND)
-        self.started: list[ManagedProcess] = []
-
-    def start(self) -> None:
-        try:
-            self.prometheus.start_and_wait()  # its first scrape comes ~5 s after it starts
-            self.started.append(self.prometheus)
-            for backend, port in zip(self.backends, self.ports.values(), strict=True):
-                backend.start()
-                self.started.append(backend)
-                url = f"http://127.0.0.1:{port}/_health"
-                backend.wait_until(lambda u=url: httpx.get(u, timeout=1).status_code == 200, 15, "ready")
-            write_initial_routes(self.envoy.routes_file, STABLE)
-            self.envoy.start_and_wait()
-            self.started.append(self.envoy)
-            self.load.start()
-            self.prometheus.wait_for_targets()
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        self.load.stop()
-        while self.started:
-            self.started.pop().stop()
+        backends = [BackendProcess(state_dir, name) for name in (STABLE, CANARY)]
+        super().__init__(state_dir, backends, with_prometheus=True, load_per_second=LOAD_PER_SECOND)
 
     def set_fault(self, fault: Fault) -> None:
-        url = f"http://127.0.0.1:{self.ports[CANARY]}/_fault"
-        params = {"errorRate": str(fault.error_rate), "latencyMs": str(fault.latency_ms)}
-        httpx.put(url, params=params, timeout=5).raise_for_status()
-
-    def reset_route(self) -> None:
-        """100% stable (one route straight to the stable cluster), and wait until Envoy applied it."""
-        write_initial_routes(self.envoy.routes_file, STABLE)
-        deadline = time.monotonic() + 10
-        with httpx.Client(base_url=self.envoy.admin_url, timeout=2) as admin:
-            while time.monotonic() < deadline:
-                dump = admin.get("/config_dump?resource=dynamic_route_configs").json()
-                config = dump["configs"][0].get("route_config", {})
-                action = config.get("virtual_hosts", [{}])[0].get("routes", [{}])[0].get("route", {})
-                if action.get("cluster") == STABLE:
-                    return
-                time.sleep(0.02)
-        raise RuntimeError("Envoy did not apply the reset route")
+        self.backends[CANARY].set_fault(fault)
 
     def spec(self) -> dict[str, Any]:
         return {
@@ -194,8 +139,8 @@ class _Plane:
                             "window": "2s",
                         },
                         "max": P99_MAX_MS,
-                        # Envoy publishes histograms at each stats flush (every 5 s): most 1 s
-                        # intervals see no new latency data, which is not a reason to pause.
+                        # Envoy publishes histograms at each stats flush (every 1 s): a 1 s
+                        # interval may see no new latency data, which is not a reason to pause.
                         "inconclusiveLimit": 100,
                     },
                 ],
@@ -274,7 +219,7 @@ async def _measure(rounds: int) -> tuple[list[Outcome], float]:
     try:
         plane.start()
         env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=binary("temporal"),
+            dev_server_existing_path=find_binary("temporal"),
             search_attributes=[PHASE_SEARCH_ATTRIBUTE, SERVICE_SEARCH_ATTRIBUTE],
             data_converter=pydantic_data_converter,
         )
@@ -295,7 +240,7 @@ async def _measure(rounds: int) -> tuple[list[Outcome], float]:
                             f"{outcome.metric} {outcome.value}",
                             flush=True,
                         )
-                        plane.reset_route()
+                        plane.reset()
                         quiet_since = time.monotonic()
         finally:
             await env.shutdown()
@@ -370,7 +315,7 @@ def _report(outcomes: list[Outcome], rounds: int, elapsed: float) -> str:
             "",
             "- real parts on loopback: Temporal dev server (`start_local`, venv `temporal`), "
             "in-process worker (`build_worker`, pydantic converter), Envoy with a filesystem RDS "
-            "file, demo backends as `python -m sluice.backend` subprocesses (faults set with "
+            "file, demo backends as `python -m sluice.stack` subprocesses (faults set with "
             "`PUT /_fault`: errors are random 503s at the given rate; latency is added to every "
             "answer), Debian's Prometheus scraping Envoy's `/stats/prometheus` every 1 s",
             f"- background load: {LOAD_PER_SECOND:g} requests/s through Envoy (one client); "
@@ -381,7 +326,7 @@ def _report(outcomes: list[Outcome], rounds: int, elapsed: float) -> str:
             f"`max: {ERROR_MAX}`, `inconclusiveLimit: 10`, `failureLimit: 0`",
             f"  - `p99-latency`: Envoy provider `{{cluster: {CANARY}, measure: p99LatencyMs, "
             f"window: 2s}}`, `max: {P99_MAX_MS:g}` ms, `inconclusiveLimit: 100` (histograms reach "
-            "the admin endpoint at Envoy's 5 s stats flush), `failureLimit: 0`",
+            "the admin endpoint at Envoy's 1 s stats flush), `failureLimit: 0`",
             f"- between rollouts: route reset to 100% stable, next canary fault set, and "
             f"{QUIET_SECONDS:g} s without canary traffic before the next start, so no window "
             "holds the previous canary's requests",

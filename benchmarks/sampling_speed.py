@@ -16,8 +16,7 @@ from pathlib import Path
 from activities.routers import EnvoyRouter
 from activities.sampling import sample_traffic
 from benchmarks import summary
-from sluice.backend import Backend
-from sluice.stack import EnvoyProxy, free_port, write_initial_routes
+from sluice.stack import CANARY, STABLE, DataPlane
 from workflows.models import SampleInput, SampleResult, Weights
 from workflows.spec import Destination, EnvoyRouterSpec, VerifySpec
 
@@ -42,42 +41,34 @@ async def _sample(url: str, concurrency: int) -> SampleResult:
 
 def run() -> str:
     state = Path(tempfile.mkdtemp(prefix="sluice-bench-sampling-"))
-    stable, canary = Backend("reviews-v1").start(), Backend("reviews-v2").start()
-    proxy = EnvoyProxy(
-        state, free_port(), free_port(), {"reviews-v1": stable.port, "reviews-v2": canary.port}
-    )
     rows = []
     try:
-        write_initial_routes(proxy.routes_file, "reviews-v1")
-        proxy.start_and_wait()
-        spec = EnvoyRouterSpec(
-            kind="envoy",
-            routes_file=str(proxy.routes_file),
-            route_config="reviews",
-            admin=proxy.admin_url,
-        )
-        EnvoyRouter(spec, Destination(host="reviews-v1"), Destination(host="reviews-v2")).set_routes(
-            Weights(stable=90, canary=10)
-        )
-        for concurrency in CONCURRENCIES:
-            results = [asyncio.run(_sample(proxy.url, concurrency)) for _ in range(REPEATS)]
-            failed = [r for r in results if r.errors or r.unclassified]
-            if failed:
-                raise RuntimeError(f"sampling had errors: {failed[0]}")
-            seconds = [r.seconds * 1000 for r in results]
-            rate = SAMPLES / (statistics.median(seconds) / 1000)
-            passed = sum(r.passed for r in results)
-            rows.append(f"| {concurrency} | {summary(seconds)} | {rate:.0f} | {passed}/{REPEATS} |")
+        with DataPlane(state) as plane:
+            spec = EnvoyRouterSpec(
+                kind="envoy",
+                routes_file=str(plane.envoy.routes_file),
+                route_config="reviews",
+                admin=plane.admin_url,
+            )
+            EnvoyRouter(spec, Destination(host=STABLE), Destination(host=CANARY)).set_routes(
+                Weights(stable=90, canary=10)
+            )
+            for concurrency in CONCURRENCIES:
+                results = [asyncio.run(_sample(plane.url, concurrency)) for _ in range(REPEATS)]
+                failed = [r for r in results if r.errors or r.unclassified]
+                if failed:
+                    raise RuntimeError(f"sampling had errors: {failed[0]}")
+                seconds = [r.seconds * 1000 for r in results]
+                rate = SAMPLES / (statistics.median(seconds) / 1000)
+                passed = sum(r.passed for r in results)
+                rows.append(f"| {concurrency} | {summary(seconds)} | {rate:.0f} | {passed}/{REPEATS} |")
     finally:
-        proxy.stop()
-        stable.stop()
-        canary.stop()
         shutil.rmtree(state, ignore_errors=True)
     table = "\n".join(rows)
     return f"""## `sample_traffic`: {SAMPLES} samples through Envoy
 
 `sample_traffic` in Temporal's `ActivityEnvironment` against a real Envoy serving 90/10 in front
-of the two demo backends (`sluice.backend`), classifying by the `x-version` header, one fresh
+of the two demo backends (`sluice.stack`), classifying by the `x-version` header, one fresh
 connection per request (as in production). {REPEATS} runs per concurrency (`verify.concurrency`,
 default 10); time as the activity reports it (`seconds`).
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,9 @@ from workflows.spec import RolloutSpec, SpecError, validate_spec
 __all__ = ["load_spec_file", "start_rollout"]
 
 
-def load_spec_file(path: Path) -> tuple[dict[str, Any], RolloutSpec]:
-    """Read a YAML or JSON spec; return it as JSON-ready data and validated.
+def load_spec_file(path: Path | Traversable) -> tuple[dict[str, Any], RolloutSpec]:
+    """Read a YAML or JSON spec (a file, or a resource of an installed package); return it as
+    JSON-ready data and validated.
 
     Raises :class:`SpecError` naming every problem, before anything reaches Temporal.
     """
@@ -24,7 +26,7 @@ def load_spec_file(path: Path) -> tuple[dict[str, Any], RolloutSpec]:
     except OSError as error:
         raise SpecError([f"{path}: cannot read ({error.strerror})"]) from None
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if path.name.endswith(".json") else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as error:
         raise SpecError([f"{path}: not valid YAML/JSON ({error})"]) from None
     spec = validate_spec(data)

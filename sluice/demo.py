@@ -1,4 +1,4 @@
-"""``sluice demo``: the whole local stack and one rollout of examples/reviews-local.yaml.
+"""``sluice demo``: the whole local stack and one rollout of the packaged ``reviews-local.yaml``.
 
 It starts a Prometheus scraping Envoy's admin ``/stats/prometheus`` and the stack, runs a small
 background load through Envoy (so the metrics have data), and starts the rollout through Temporal
@@ -15,41 +15,37 @@ starts: the analysis must roll it back by itself at 10% (``AnalysisFailed``), an
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
-import threading
-import time
 from collections import Counter
 from datetime import datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import httpx
 from rich.console import Console
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
-from sluice.backend import Fault
 from sluice.client import load_spec_file, start_rollout
-from sluice.prometheus import PrometheusServer, prometheus_binary
-from sluice.stack import LocalStack, StackPorts
+from sluice.stack import Fault, LocalStack, StackPorts, sample_versions
 from worker.client import connect
 from worker.settings import Settings
 from workflows.spec import validate_spec
 
 __all__ = [
     "BAD_CANARY_FAULT",
+    "DEMO_SPEC",
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_UNEXPECTED",
-    "BackgroundLoad",
     "demo_analysis",
     "error_ratio_query",
     "run_demo",
-    "served_split",
 ]
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "reviews-local.yaml"
+DEMO_SPEC = resources.files("sluice") / "assets" / "reviews-local.yaml"
+"""The demo's rollout spec: package data, so an installed ``sluice demo`` runs from any directory
+(the same spec as the repository's examples/reviews-local.yaml)."""
 
 EXIT_OK = 0
 """The demo showed what it set out to show (a rollout, or with ``--bad-canary`` its rollback)."""
@@ -81,7 +77,7 @@ def error_ratio_query(cluster: str, window: str = "5s") -> str:
 
 
 def demo_analysis(prometheus_url: str, canary: str) -> dict[str, Any]:
-    """The ``analysis`` section the demo adds to examples/reviews-local.yaml."""
+    """The ``analysis`` section the demo adds to :data:`DEMO_SPEC`."""
     return {
         "interval": "2s",
         # Long enough at each weight for a bad canary to show in a few measurements (and be
@@ -97,52 +93,6 @@ def demo_analysis(prometheus_url: str, canary: str) -> dict[str, Any]:
             }
         ],
     }
-
-
-class BackgroundLoad:
-    """A steady trickle of GET requests (``per_second``) from a thread, until :meth:`stop`."""
-
-    def __init__(self, url: str, per_second: float = LOAD_PER_SECOND) -> None:
-        self.url = url
-        self.period = 1.0 / per_second
-        self.sent = 0
-        self.failed = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sluice-load", daemon=True)
-
-    def _run(self) -> None:
-        next_at = time.monotonic()
-        with httpx.Client(timeout=2) as client:
-            while not self._stop.is_set():
-                try:
-                    if client.get(self.url).status_code >= 500:
-                        self.failed += 1
-                except httpx.HTTPError:
-                    self.failed += 1
-                self.sent += 1
-                next_at += self.period
-                self._stop.wait(max(0.0, next_at - time.monotonic()))
-
-    def start(self) -> BackgroundLoad:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> BackgroundLoad:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def served_split(url: str, count: int = 100) -> Counter[str]:
-    """Send ``count`` requests and count the ``x-version`` that answered each."""
-    with httpx.Client(timeout=2) as client:
-        return Counter(client.get(url).headers.get("x-version", "?") for _ in range(count))
 
 
 def _split_line(verification: dict[str, Any], stable: str, canary: str) -> str:
@@ -295,11 +245,16 @@ async def run_demo(
     """
     # A demo always starts from a fresh route and an empty history.
     shutil.rmtree(state_dir, ignore_errors=True)
-    prometheus_binary()  # a missing binary stops the demo here, before the stack binds anything
-    stack = LocalStack(state_dir, ports or StackPorts(temporal_ui=8233))
-    data, spec = load_spec_file(EXAMPLE)
+    # A missing prometheus binary stops the demo here, before the stack binds anything.
+    stack = LocalStack(
+        state_dir,
+        ports or StackPorts(temporal_ui=8233),
+        with_prometheus=True,
+        load_per_second=LOAD_PER_SECOND,
+    )
+    data, spec = load_spec_file(DEMO_SPEC)
     stable, canary = spec.stable.host, spec.canary.host
-    prometheus = PrometheusServer.for_envoy(stack.state_dir, stack.ports.envoy_admin)
+    prometheus, load = stack.plane.prometheus, stack.plane.load
     data["router"]["routesFile"] = str(stack.envoy.routes_file)
     data["analysis"] = demo_analysis(prometheus.url, canary)
     spec = validate_spec(data)
@@ -309,18 +264,11 @@ async def run_demo(
         "[bold]Starting the local stack[/bold] (Prometheus, Temporal dev server, Envoy, "
         f"{stable}, {canary}, worker)..."
     )
-    with contextlib.ExitStack() as running:
-        # Prometheus first: its first scrape comes a few seconds after it starts, while the
-        # rest of the stack starts.
-        running.callback(prometheus.stop)  # also when it fails to become ready
-        prometheus.start_and_wait()
-        running.enter_context(stack)
+    with stack:
         console.print(
             f"  Temporal {stack.temporal.address}  UI http://127.0.0.1:{stack.ports.temporal_ui}  "
             f"Envoy {stack.envoy.url}  admin {stack.envoy.admin_url}  Prometheus {prometheus.url}"
         )
-        load = running.enter_context(BackgroundLoad(stack.envoy.url))
-        prometheus.wait_for_targets()
         if bad_canary:
             console.print(
                 f"[yellow]Bad canary[/yellow]: {canary} answers "
@@ -345,7 +293,7 @@ async def run_demo(
             failure = cause if isinstance(cause, ApplicationError) else ApplicationError(str(cause))
         status = await handle.query("status")
         load.stop()
-        split = served_split(stack.envoy.url, 100)
+        split = sample_versions(stack.envoy.url, 100)
         console.print(f"Background load: {load.sent} requests sent, {load.failed} failed (5xx)")
         if bad_canary:
             code = _judge_bad_canary(console, status, failure, split, stable, canary)

@@ -21,8 +21,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.routers import EnvoyRouter
 from activities.sampling import sample_traffic
-from sluice.backend import Backend
-from sluice.stack import EnvoyProxy, free_port, write_initial_routes
+from sluice.stack import Backend, EnvoyProxy, free_port, write_initial_routes
 from tests.support.binaries import require_binary
 from workflows.models import SampleInput, SampleResult, Weights
 from workflows.spec import Destination, EnvoyRouterSpec, VerifySpec
@@ -98,7 +97,7 @@ def envoy(backends: tuple[Backend, Backend]) -> Iterator[Routed]:
     )
     try:
         write_initial_routes(proxy.routes_file, "reviews-v1")
-        proxy.start_and_wait()
+        proxy.start()
         yield Routed(proxy)
     finally:
         proxy.stop()

@@ -140,7 +140,7 @@ def test_the_validators_reject_a_broken_object() -> None:
 
 def kustomize(directory: Path) -> list[dict[str, Any]]:
     # The machine image ships Debian's kubectl; under CI a missing one fails instead of skipping.
-    kubectl = require_binary("kubectl", system=True)
+    kubectl = require_binary("kubectl")
     rendered = subprocess.run(
         [kubectl, "kustomize", str(directory)], check=True, capture_output=True, text=True
     ).stdout

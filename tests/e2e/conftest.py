@@ -14,7 +14,7 @@ import pytest
 
 from sluice.stack import LocalStack, StackPorts
 from tests.support.binaries import require_binary
-from tests.support.e2e import TemporalCli, reset_routes
+from tests.support.e2e import TemporalCli
 
 
 @pytest.fixture(scope="module")
@@ -41,5 +41,5 @@ def cli(stack: LocalStack, temporal_binary: str) -> TemporalCli:
 @pytest.fixture
 def clean_stack(stack: LocalStack) -> LocalStack:
     """The module's stack with the route reset to 100% stable and no faults."""
-    reset_routes(stack)
+    stack.plane.reset()
     return stack

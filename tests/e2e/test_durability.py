@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from sluice.backend import Fault
-from sluice.stack import LocalStack
+from sluice.stack import Fault, LocalStack, sample_versions
 from tests.support.e2e import (
     CliError,
     TemporalCli,
@@ -24,7 +23,6 @@ from tests.support.e2e import (
     rds_weights,
     replace_worker,
     restart_server,
-    sample_versions,
     wait_until,
     write_spec,
 )

@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from sluice.backend import Fault
-from sluice.stack import LocalStack
+from sluice.stack import Fault, LocalStack, sample_versions, wait_applied
 from tests.support.e2e import (
     TemporalCli,
     assert_split,
@@ -26,8 +25,6 @@ from tests.support.e2e import (
     measure_approve_to_served,
     rds_route_action,
     rds_weights,
-    sample_versions,
-    wait_applied,
     wait_until,
     write_rds_weights,
     write_spec,

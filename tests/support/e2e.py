@@ -1,4 +1,4 @@
-"""Helpers for the end-to-end tests: the plain ``temporal`` CLI, Envoy sampling, the RDS file.
+"""Helpers for the end-to-end tests: the plain ``temporal`` CLI, split checks, the RDS file.
 
 Everything here talks to 127.0.0.1 only and starts no long-lived process: :class:`TemporalCli`
 runs one short ``temporal`` command at a time, with a timeout.
@@ -21,13 +21,18 @@ import yaml
 from scipy.stats import binomtest
 from temporalio.client import Client
 
-from sluice.backend import Fault
-from sluice.stack import LocalStack, TemporalDevServer, WorkerProcess, write_initial_routes
+from sluice.stack import (
+    LocalStack,
+    StackError,
+    TemporalDevServer,
+    WorkerProcess,
+    applied_route_version,
+    poll_until,
+)
 
 __all__ = [
     "CliError",
     "TemporalCli",
-    "applied_route_version",
     "assert_split",
     "completed_result",
     "failure_of",
@@ -35,10 +40,7 @@ __all__ = [
     "rds_route_action",
     "rds_weights",
     "replace_worker",
-    "reset_routes",
     "restart_server",
-    "sample_versions",
-    "wait_applied",
     "wait_until",
     "write_rds_weights",
     "write_spec",
@@ -191,14 +193,10 @@ def wait_until(
     predicate: Callable[[], T], timeout: float, what: str | Callable[[], str], every: float = 0.05
 ) -> T:
     """Poll ``predicate`` until it returns something truthy; fail with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"after {timeout:.0f}s: {what() if callable(what) else what}")
-        time.sleep(every)
+    try:
+        return poll_until(predicate, timeout, what, every)
+    except StackError as error:
+        raise AssertionError(str(error)) from None
 
 
 def write_spec(directory: Path, spec: dict[str, Any], name: str = "spec.json") -> Path:
@@ -208,20 +206,6 @@ def write_spec(directory: Path, spec: dict[str, Any], name: str = "spec.json") -
 
 
 # -- the data plane ---------------------------------------------------------------------------
-
-
-def sample_versions(url: str, count: int, header: str = "x-version") -> Counter[str]:
-    """Send ``count`` GETs through Envoy and count who answered (by ``header``; errors count as
-    ``"<status>"``). Envoy picks a weighted cluster per request, so keep-alive is fine."""
-    seen: Counter[str] = Counter()
-    with httpx.Client(timeout=5.0) as client:
-        for _ in range(count):
-            response = client.get(url)
-            if response.status_code != 200:
-                seen[f"<{response.status_code}>"] += 1
-            else:
-                seen[response.headers.get(header, "<none>")] += 1
-    return seen
 
 
 def assert_split(
@@ -270,18 +254,6 @@ def write_rds_weights(
     os.replace(temp, path)
 
 
-def applied_route_version(
-    admin_url: str, route_config: str = "reviews", client: httpx.Client | None = None
-) -> str:
-    """The ``version_info`` of the route config Envoy serves now (from its admin config dump)."""
-    url = f"{admin_url}/config_dump?resource=dynamic_route_configs"
-    response = client.get(url) if client is not None else httpx.get(url, timeout=2.0)
-    for config in response.json().get("configs", []):
-        if config.get("route_config", {}).get("name") == route_config:
-            return str(config.get("version_info", ""))
-    return ""
-
-
 async def measure_approve_to_served(
     client: Client,
     workflow_id: str,
@@ -307,25 +279,7 @@ async def measure_approve_to_served(
         return time.perf_counter() - returned
 
 
-def wait_applied(admin_url: str, version: str, route_config: str = "reviews", timeout: float = 10.0) -> None:
-    """Wait until Envoy serves ``version`` of the route config (after a hand edit)."""
-    wait_until(
-        lambda: applied_route_version(admin_url, route_config) == version,
-        timeout,
-        f"Envoy never loaded version {version} of {route_config}",
-    )
-
-
 # -- the local stack --------------------------------------------------------------------------
-
-
-def reset_routes(stack: LocalStack) -> None:
-    """Back to the initial RDS file (100% stable, one cluster) and no backend faults; wait until
-    Envoy serves it."""
-    for backend in (stack.stable, stack.canary):
-        backend.set_fault(Fault())
-    write_initial_routes(stack.envoy.routes_file, stack.stable_name)
-    wait_applied(stack.envoy.admin_url, "initial")
 
 
 def replace_worker(stack: LocalStack, name: str) -> WorkerProcess:
@@ -333,8 +287,8 @@ def replace_worker(stack: LocalStack, name: str) -> WorkerProcess:
     worker = WorkerProcess(
         stack.state_dir, stack.temporal.address, stack.task_queue, cwd=Path.cwd(), log_name=f"{name}.log"
     )
-    stack.started.append(worker)  # stopped with the stack even if start_and_wait fails
-    worker.start_and_wait()
+    stack.started.append(worker)  # stopped with the stack even if its start fails
+    worker.start()
     stack.worker = worker
     return worker
 
@@ -346,5 +300,5 @@ def restart_server(stack: LocalStack) -> TemporalDevServer:
     server = TemporalDevServer(stack.state_dir, old.port, None, db_file=old.db_file)
     stack.started[stack.started.index(old)] = server
     stack.temporal = server
-    server.start_and_wait()
+    server.start()
     return server

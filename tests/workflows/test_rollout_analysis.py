@@ -3,22 +3,18 @@ small load, a real Prometheus scraping Envoy's /stats/prometheus, the real worke
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from sluice.backend import Backend, Fault
-from sluice.stack import EnvoyProxy, free_port, write_initial_routes
-from tests.support.prometheus import PrometheusServer, start_prometheus
+from sluice.stack import CANARY, DataPlane, Fault, sample_versions
+from tests.support.binaries import require_binary
 from tests.support.rollouts import failure_of, start_rollout, wait_for_status
 from worker.main import build_worker
 
@@ -30,54 +26,15 @@ ERROR_RATIO = (
 )
 
 
-class Load:
-    """A steady trickle of requests through Envoy so the metrics have data."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        with httpx.Client(timeout=2) as client:
-            while not self._stop.wait(0.02):
-                with contextlib.suppress(httpx.HTTPError):
-                    client.get(self.url)
-
-    def __enter__(self) -> Load:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-
-class Plane:
+class Plane(DataPlane):
     """Envoy in front of reviews-v1/reviews-v2, a load through it, Prometheus scraping it."""
 
     def __init__(self, state_dir: Path) -> None:
-        self.stable = Backend("reviews-v1").start()
-        self.canary = Backend("reviews-v2").start()
-        self.envoy = EnvoyProxy(
-            state_dir,
-            free_port(),
-            free_port(),
-            {"reviews-v1": self.stable.port, "reviews-v2": self.canary.port},
-        )
-        write_initial_routes(self.envoy.routes_file, "reviews-v1")
-        self.envoy.start_and_wait()
-        self.prometheus: PrometheusServer = start_prometheus({"envoy": f"127.0.0.1:{self.envoy.admin_port}"})
-
-    def stop(self) -> None:
-        self.prometheus.stop()
-        self.envoy.stop()
-        self.stable.stop()
-        self.canary.stop()
+        super().__init__(state_dir, with_prometheus=True, load_per_second=50)
+        self.canary = self.backends[CANARY]
 
     def served(self, count: int = 100) -> Counter[str]:
-        with httpx.Client(timeout=2) as client:
-            return Counter(client.get(self.envoy.url).headers.get("x-version", "?") for _ in range(count))
+        return sample_versions(self.url, count)
 
     def spec(self, steps: list[dict[str, Any]], metric: dict[str, Any], bake: str = "0s") -> dict[str, Any]:
         return {
@@ -108,12 +65,10 @@ class Plane:
 
 @pytest.fixture
 def plane(tmp_path: Path) -> Iterator[Plane]:
-    plane = Plane(tmp_path)
-    try:
-        with Load(plane.envoy.url):
-            yield plane
-    finally:
-        plane.stop()
+    require_binary("envoy")
+    require_binary("prometheus")
+    with Plane(tmp_path) as running:
+        yield running
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ from temporalio.testing import ActivityEnvironment
 from activities.analysis import measure_metrics
 from activities.metrics import EnvoyProvider, build_provider
 from activities.metrics.envoy import EnvoySnapshot
-from tests.support.envoy_stack import EnvoyStack, envoy_stack
+from sluice.stack import DataPlane
+from tests.support.planes import envoy_stack
 from workflows.analysis import AnalysisSpec
 from workflows.carried import RolloutState
 from workflows.judge import apply_measurements
@@ -77,11 +78,11 @@ def old_snapshot_json(snapshot: EnvoySnapshot) -> dict[str, Any]:
     }
 
 
-async def test_old_envoy_snapshots_payloads_still_carry_the_baseline(envoy_stack: EnvoyStack) -> None:
-    spec = analysis(envoy_stack.admin)
+async def test_old_envoy_snapshots_payloads_still_carry_the_baseline(envoy_stack: DataPlane) -> None:
+    spec = analysis(envoy_stack.admin_url)
     source = spec.metrics[0].envoy
     assert source is not None
-    envoy_stack.backends["canary"].fault.error_rate = 0.2
+    envoy_stack.backend("canary").fault.error_rate = 0.2
     envoy_stack.send("canary", 10)  # before the baseline: must not count
     baseline = await EnvoyProvider(source).read()
     old = {METRIC: old_snapshot_json(baseline)}
@@ -121,8 +122,8 @@ async def test_old_envoy_snapshots_payloads_still_carry_the_baseline(envoy_stack
     assert apply_measurements(spec, state, result).provider_states[METRIC] == result.provider_states[METRIC]
 
 
-async def test_a_state_that_is_not_a_snapshot_is_no_baseline(envoy_stack: EnvoyStack) -> None:
-    source = analysis(envoy_stack.admin).metrics[0].envoy
+async def test_a_state_that_is_not_a_snapshot_is_no_baseline(envoy_stack: DataPlane) -> None:
+    source = analysis(envoy_stack.admin_url).metrics[0].envoy
     assert source is not None
     provider = build_provider(source, carried_state={"something": "else"})
     assert isinstance(provider, EnvoyProvider) and provider.baseline is None

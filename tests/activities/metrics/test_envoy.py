@@ -9,7 +9,9 @@ import pytest
 
 from activities.metrics import EnvoyProvider, MetricProviderError, build_provider
 from activities.metrics.envoy import EnvoySnapshot
-from tests.support.envoy_stack import EnvoyStack, Load, envoy_stack, require_binary
+from sluice.stack import DataPlane, Load
+from tests.support.binaries import require_binary
+from tests.support.planes import envoy_stack
 from workflows.analysis import EnvoyMetricSource
 
 __all__ = ["envoy_stack"]  # a fixture, re-exported for pytest
@@ -17,18 +19,18 @@ __all__ = ["envoy_stack"]  # a fixture, re-exported for pytest
 FLUSH = 1.5  # the stack flushes stats every second; histograms show up after a flush
 
 
-def source(stack: EnvoyStack, measure: str, cluster: str = "canary", **extra: object) -> EnvoyMetricSource:
+def source(stack: DataPlane, measure: str, cluster: str = "canary", **extra: object) -> EnvoyMetricSource:
     return EnvoyMetricSource.model_validate(
-        {"admin": stack.admin, "cluster": cluster, "measure": measure, "window": "1s", **extra}
+        {"admin": stack.admin_url, "cluster": cluster, "measure": measure, "window": "1s", **extra}
     )
 
 
-async def reading(stack: EnvoyStack, cluster: str = "canary") -> EnvoySnapshot:
+async def reading(stack: DataPlane, cluster: str = "canary") -> EnvoySnapshot:
     return await EnvoyProvider(source(stack, "errorRate", cluster)).read()
 
 
-async def test_error_rate_is_the_delta_since_the_baseline(envoy_stack: EnvoyStack) -> None:
-    envoy_stack.backends["canary"].fault.error_rate = 0.2
+async def test_error_rate_is_the_delta_since_the_baseline(envoy_stack: DataPlane) -> None:
+    envoy_stack.backend("canary").fault.error_rate = 0.2
     envoy_stack.send("canary", 10)  # history before the baseline must not count
     baseline = await reading(envoy_stack)
     assert envoy_stack.send("canary", 50) == {200: 40, 500: 10}
@@ -43,13 +45,13 @@ async def test_error_rate_is_the_delta_since_the_baseline(envoy_stack: EnvoyStac
     assert await retried.run_query("errorRate") == pytest.approx(0.2)
 
     # the next measurement diffs against the new snapshot and sees only new requests
-    envoy_stack.backends["canary"].fault.error_rate = 0.0
+    envoy_stack.backend("canary").fault.error_rate = 0.0
     envoy_stack.send("canary", 40)
     following = EnvoyProvider(source(envoy_stack, "errorRate"), provider.snapshot)
     assert await following.run_query("errorRate") == 0.0
 
 
-async def test_healthy_cluster_reads_zero_and_idle_cluster_no_data(envoy_stack: EnvoyStack) -> None:
+async def test_healthy_cluster_reads_zero_and_idle_cluster_no_data(envoy_stack: DataPlane) -> None:
     baseline = await reading(envoy_stack, "stable")
     envoy_stack.send("stable", 30)
     healthy = EnvoyProvider(source(envoy_stack, "errorRate", "stable"), baseline)
@@ -62,9 +64,9 @@ async def test_healthy_cluster_reads_zero_and_idle_cluster_no_data(envoy_stack: 
     assert await idle_latency.run_query("p99LatencyMs") is None
 
 
-async def test_without_a_baseline_it_reads_twice_a_window_apart(envoy_stack: EnvoyStack) -> None:
-    envoy_stack.backends["canary"].fault.error_rate = 0.2
-    load = Load(envoy_stack, ("canary",), per_second=50).start()
+async def test_without_a_baseline_it_reads_twice_a_window_apart(envoy_stack: DataPlane) -> None:
+    envoy_stack.backend("canary").fault.error_rate = 0.2
+    load = Load(f"{envoy_stack.url}canary/load", per_second=50).start()
     try:
         provider = EnvoyProvider(source(envoy_stack, "errorRate", window="2s"))
         value = await provider.run_query("errorRate")
@@ -82,7 +84,7 @@ async def test_without_a_baseline_it_reads_twice_a_window_apart(envoy_stack: Env
     assert await provider.run_query("errorRate") is None
 
 
-async def test_p99_latency_follows_the_backend(envoy_stack: EnvoyStack) -> None:
+async def test_p99_latency_follows_the_backend(envoy_stack: DataPlane) -> None:
     baseline = await reading(envoy_stack)
     envoy_stack.send("canary", 40)
     await asyncio.sleep(FLUSH)
@@ -90,7 +92,7 @@ async def test_p99_latency_follows_the_backend(envoy_stack: EnvoyStack) -> None:
     fast_p99 = await fast.run_query("p99LatencyMs")
     assert fast_p99 is not None and fast_p99 < 25
 
-    envoy_stack.backends["canary"].fault.latency_ms = 150
+    envoy_stack.backend("canary").fault.latency_ms = 150
     envoy_stack.send("canary", 20)
     await asyncio.sleep(FLUSH)
     slow = EnvoyProvider(source(envoy_stack, "p99LatencyMs"), fast.snapshot)
@@ -99,7 +101,7 @@ async def test_p99_latency_follows_the_backend(envoy_stack: EnvoyStack) -> None:
     assert slow_p99 is not None and 100 <= slow_p99 <= 250
 
 
-async def test_errors_are_provider_errors(envoy_stack: EnvoyStack) -> None:
+async def test_errors_are_provider_errors(envoy_stack: DataPlane) -> None:
     provider = build_provider(source(envoy_stack, "errorRate", cluster="nowhere"))
     assert await provider.is_online()
     with pytest.raises(MetricProviderError, match="no cluster named 'nowhere'"):
@@ -119,7 +121,7 @@ def test_a_missing_binary_fails_under_ci_and_skips_elsewhere(
 ) -> None:
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI must run this test"):
-        require_binary("/nonexistent/envoy", "envoy")
+        require_binary("/nonexistent/envoy")
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception, match="envoy binary not found"):
-        require_binary("/nonexistent/envoy", "envoy")
+        require_binary("/nonexistent/envoy")

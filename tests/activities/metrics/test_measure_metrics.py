@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +16,8 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.analysis import measure_metrics
 from activities.metrics.envoy import EnvoySnapshot
-from tests.support.envoy_stack import EnvoyStack, Load, start_envoy_stack
-from tests.support.prometheus import PrometheusServer, start_prometheus
+from sluice.stack import DataPlane, PrometheusServer
+from tests.support.planes import metrics_plane
 from workflows.analysis import AnalysisSpec
 from workflows.judge import apply_measurements, assess_analysis
 from workflows.measurements import AnalysisState, MeasureInput, MeasureResult
@@ -31,28 +32,16 @@ RATIO = (
 
 @dataclass
 class Stack:
-    envoy: EnvoyStack
+    envoy: DataPlane
     prometheus: PrometheusServer
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    envoy = start_envoy_stack()
-    prometheus: PrometheusServer | None = None
-    load: Load | None = None
-    try:
-        envoy.backends["canary"].fault.error_rate = 0.2
-        prometheus = start_prometheus({"envoy": f"127.0.0.1:{envoy.admin_port}"})
-        load = Load(envoy, ("stable", "canary")).start()
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with metrics_plane(tmp_path_factory.mktemp("measure")) as envoy:
         # compare reads 20s windows: wait until the canary's ratio has been up for all of one
-        prometheus.wait_for(f"min_over_time(({RATIO.format(c='canary')})[20s:1s]) > 0.1", 60)
-        yield Stack(envoy, prometheus)
-    finally:
-        if load is not None:
-            load.stop()
-        if prometheus is not None:
-            prometheus.stop()
-        envoy.stop()
+        envoy.prometheus.wait_for(f"min_over_time(({RATIO.format(c='canary')})[20s:1s]) > 0.1", 60)
+        yield Stack(envoy, envoy.prometheus)
 
 
 def analysis(stack: Stack, address: str | None = None) -> AnalysisSpec:
@@ -78,7 +67,7 @@ def analysis(stack: Stack, address: str | None = None) -> AnalysisSpec:
         {
             "name": "canary-envoy-errors",
             "envoy": {
-                "admin": stack.envoy.admin,
+                "admin": stack.envoy.admin_url,
                 "cluster": "canary",
                 "measure": "errorRate",
                 "window": "1s",
@@ -151,9 +140,8 @@ async def test_compare_passes_a_canary_like_stable(stack: Stack) -> None:
     assert versus.comparison.classification == "Pass"
 
 
-async def test_stopped_prometheus_gives_error_measurements_then_fails(stack: Stack) -> None:
-    server = start_prometheus({"envoy": f"127.0.0.1:{stack.envoy.admin_port}"})
-    try:
+async def test_stopped_prometheus_gives_error_measurements_then_fails(stack: Stack, tmp_path: Path) -> None:
+    with PrometheusServer.for_envoy(tmp_path, stack.envoy.envoy) as server:
         spec = analysis(stack, address=server.url)
         only_stable = AnalysisSpec(interval=spec.interval, metrics=[spec.metric("stable-errors")])
         state = AnalysisState()
@@ -168,5 +156,3 @@ async def test_stopped_prometheus_gives_error_measurements_then_fails(stack: Sta
             expected = "Failed" if round_number == 5 else "Running"
             assert assess_analysis(only_stable, state).phase == expected
         assert "consecutiveErrorLimit 4" in assess_analysis(only_stable, state).message
-    finally:
-        server.stop()

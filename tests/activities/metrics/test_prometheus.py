@@ -15,11 +15,9 @@ import httpx
 import pytest
 
 from activities.metrics import MetricProviderError, PrometheusProvider, build_provider
-from tests.support.envoy_stack import EnvoyStack, Load, start_envoy_stack
-from tests.support.prometheus import PrometheusServer, prometheus_factory, start_prometheus
+from sluice.stack import DataPlane, PrometheusServer
+from tests.support.planes import metrics_plane
 from workflows.analysis import PrometheusMetricSource
-
-__all__ = ["prometheus_factory"]  # a fixture, re-exported for pytest
 
 # The form: 0 for a healthy cluster (Envoy has no 5xx series until the first 5xx),
 # "no data" only when there is no traffic at all.
@@ -38,7 +36,7 @@ PLAIN_RATIO = (
 
 @dataclass
 class Stack:
-    envoy: EnvoyStack
+    envoy: DataPlane
     prometheus: PrometheusServer
 
     def provider(self, **extra: object) -> PrometheusProvider:
@@ -49,14 +47,9 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    envoy = start_envoy_stack()
-    prometheus: PrometheusServer | None = None
-    load: Load | None = None
-    try:
-        envoy.backends["canary"].fault.error_rate = 0.2
-        prometheus = start_prometheus({"envoy": f"127.0.0.1:{envoy.admin_port}"})
-        load = Load(envoy, ("stable", "canary")).start()
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with metrics_plane(tmp_path_factory.mktemp("prometheus")) as envoy:
+        prometheus = envoy.prometheus
         # rate() over 15s needs a few scrapes of both clusters with traffic in them
         prometheus.wait_for('rate(envoy_cluster_upstream_rq_completed{envoy_cluster_name="canary"}[15s]) > 0')
         prometheus.wait_for(
@@ -66,12 +59,6 @@ def stack() -> Iterator[Stack]:
         # ...and for the ratio to have settled over a whole window, so range queries see it
         prometheus.wait_for(f"min_over_time(({ERROR_RATIO.format(c='canary')})[12s:1s]) > 0.1")
         yield Stack(envoy, prometheus)
-    finally:
-        if load is not None:
-            load.stop()
-        if prometheus is not None:
-            prometheus.stop()
-        envoy.stop()
 
 
 async def test_healthy_cluster_reads_zero_and_broken_one_reads_its_error_rate(stack: Stack) -> None:
@@ -155,15 +142,12 @@ async def test_bearer_token_from_env_or_file(
     assert "from-" not in str(error.value)
 
 
-async def test_stopped_prometheus_is_a_provider_error(
-    stack: Stack, prometheus_factory: list[PrometheusServer]
-) -> None:
-    server = start_prometheus({"envoy": f"127.0.0.1:{stack.envoy.admin_port}"})
-    prometheus_factory.append(server)
-    source = PrometheusMetricSource(address=server.url, query="vector(1)")
-    provider = build_provider(source)
-    assert await provider.run_query("vector(1)") == 1.0
-    server.stop()
-    with pytest.raises(MetricProviderError, match="unreachable"):
-        await provider.run_query("vector(1)")
-    assert not await provider.is_online()
+async def test_stopped_prometheus_is_a_provider_error(stack: Stack, tmp_path: Path) -> None:
+    with PrometheusServer.for_envoy(tmp_path, stack.envoy.envoy) as server:
+        source = PrometheusMetricSource(address=server.url, query="vector(1)")
+        provider = build_provider(source)
+        assert await provider.run_query("vector(1)") == 1.0
+        server.stop()
+        with pytest.raises(MetricProviderError, match="unreachable"):
+            await provider.run_query("vector(1)")
+        assert not await provider.is_online()

@@ -11,8 +11,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import shutil
-import tempfile
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -28,8 +26,7 @@ from scipy.stats import binomtest
 import activities.routers.envoy as envoy_module
 from activities.errors import RouteInvalid, RouteNotFound, TransientError
 from activities.routers import EnvoyRouter, build_router
-from sluice.backend import Backend
-from sluice.stack import EnvoyProxy, free_port, write_initial_routes
+from sluice.stack import CANARY, STABLE, Backend, DataPlane, EnvoyProxy, free_port
 from tests.support.binaries import require_binary
 from workflows.models import RouteInput, Weights
 from workflows.spec import Destination, DryRunRouterSpec, EnvoyRouterSpec
@@ -624,23 +621,10 @@ class LiveEnvoy:
 
 
 @pytest.fixture(scope="module")
-def live_envoy() -> Iterator[LiveEnvoy]:
+def live_envoy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveEnvoy]:
     require_binary("envoy")
-    state = Path(tempfile.mkdtemp(prefix="sluice-envoy-router-"))
-    stable = Backend("reviews-v1").start()
-    canary = Backend("reviews-v2").start()
-    proxy = EnvoyProxy(
-        state, free_port(), free_port(), {"reviews-v1": stable.port, "reviews-v2": canary.port}
-    )
-    try:
-        write_initial_routes(proxy.routes_file, "reviews-v1")
-        proxy.start_and_wait()
-        yield LiveEnvoy(proxy, stable, canary)
-    finally:
-        proxy.stop()
-        stable.stop()
-        canary.stop()
-        shutil.rmtree(state, ignore_errors=True)
+    with DataPlane(tmp_path_factory.mktemp("envoy-router")) as plane:
+        yield LiveEnvoy(plane.envoy, plane.backend(STABLE), plane.backend(CANARY))
 
 
 def test_real_envoy_serves_the_weights_set(live_envoy: LiveEnvoy) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import yaml
 from activities.errors import Conflict, Forbidden, TransientError
 from activities.routers._kube import api_client, read_modify_write
 from activities.routers.istio import IstioRouter
+from sluice.stack import free_port
 from tests.support.kube_emulator import ISTIO_VIRTUAL_SERVICE, KubeEmulator, write_kubeconfig
 from tests.support.kube_fixtures import kube
 from workflows.spec import Destination, IstioRouterSpec
@@ -20,12 +20,6 @@ from workflows.spec import Destination, IstioRouterSpec
 __all__ = ["kube"]  # the fixture, imported so pytest finds it here
 
 SPEC = IstioRouterSpec(kind="istio", virtual_service="reviews")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def router() -> IstioRouter:

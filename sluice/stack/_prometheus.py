@@ -1,36 +1,24 @@
 """A Prometheus beside the local stack, scraping Envoy's admin ``/stats/prometheus`` every second.
 
-``sluice demo`` and the decision-quality benchmark start one so rollouts can run ``analysis``
-against real PromQL. The binary is Debian's ``prometheus`` package (``apt-get install
-prometheus``); it listens on 127.0.0.1 only, keeps its TSDB under the state directory, and is
-stopped by its PID like every other piece of the stack.
+``sluice demo``, the decision-quality benchmark and the metric tests start one so rollouts can
+run ``analysis`` against real PromQL. The binary is Debian's ``prometheus`` package
+(``apt-get install prometheus``); it listens on 127.0.0.1 only, keeps its TSDB under the state
+directory, and is stopped by its PID like every other piece of the stack.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from sluice.stack import ManagedProcess, StackError, free_port
+from sluice.stack._envoy import EnvoyProxy
+from sluice.stack._processes import LOOPBACK, ManagedProcess, StackError, find_binary, free_port, poll_until
 
-__all__ = ["PrometheusServer", "prometheus_binary"]
-
-
-def prometheus_binary() -> str:
-    """Path of the ``prometheus`` binary on PATH; a :class:`StackError` saying how to install it."""
-    found = shutil.which("prometheus")
-    if found is None:
-        raise StackError(
-            "prometheus is not installed; install Debian's package with "
-            "`apt-get install prometheus` (`make test`/`make bench` do it), or put a "
-            "prometheus binary on PATH"
-        )
-    return found
+__all__ = ["PrometheusServer"]
 
 
 class PrometheusServer(ManagedProcess):
@@ -58,25 +46,28 @@ class PrometheusServer(ManagedProcess):
         self.config_file = self.directory / "prometheus.yml"
         self.data_dir = self.directory / "data"
         args = [
-            prometheus_binary(),
+            find_binary("prometheus"),
             f"--config.file={self.config_file}",
             f"--storage.tsdb.path={self.data_dir}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
+            f"--web.listen-address={LOOPBACK}:{self.port}",
             "--log.level=warn",
         ]
         super().__init__(name, args, state_dir / "logs" / f"{name}.log")
 
     @classmethod
-    def for_envoy(cls, state_dir: Path, admin_port: int, port: int | None = None) -> PrometheusServer:
-        """Scrape one Envoy's admin port (job ``envoy``), as the demo and the benchmark do."""
-        return cls(state_dir, {"envoy": f"127.0.0.1:{admin_port}"}, port)
+    def for_envoy(cls, state_dir: Path, envoy: EnvoyProxy, port: int | None = None) -> PrometheusServer:
+        """Scrape one Envoy's admin port (job ``envoy``), as the demo, the benchmark and the
+        metric tests do."""
+        return cls(state_dir, {"envoy": f"{LOOPBACK}:{envoy.admin_port}"}, port)
 
     @property
     def url(self) -> str:
         """Base URL of the HTTP API (what a metric's ``prometheus.address`` takes)."""
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{LOOPBACK}:{self.port}"
 
-    def write_config(self) -> None:
+    def prepare(self) -> None:
+        """An empty TSDB (no series from an earlier run) and the scrape configuration."""
+        shutil.rmtree(self.data_dir, ignore_errors=True)
         config = {
             "global": {
                 "scrape_interval": self.scrape_interval,
@@ -95,18 +86,9 @@ class PrometheusServer(ManagedProcess):
         self.directory.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(json.dumps(config, indent=2) + "\n")  # JSON is YAML
 
-    def start_and_wait(self, timeout: float = 30.0, *, fresh: bool = True) -> None:
-        """Write the config, start, and wait for ``/-/ready``; ``fresh`` empties the TSDB first
-        (no series from an earlier run)."""
-        if fresh:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
-        self.write_config()
-        self.start()
-
-        def ready() -> bool:
-            return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
-
-        self.wait_until(ready, timeout, "ready")
+    def ready(self) -> bool:
+        """``/-/ready`` answers 200."""
+        return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
 
     def query(self, promql: str, timeout: float = 5.0) -> list[dict[str, Any]]:
         """An instant query's result list (raises :class:`StackError` on an API error)."""
@@ -117,18 +99,19 @@ class PrometheusServer(ManagedProcess):
         result: list[dict[str, Any]] = body["data"]["result"]
         return result
 
+    def wait_for(self, promql: str, timeout: float = 30.0) -> list[dict[str, Any]]:
+        """Until ``promql`` returns a non-empty result (scrapes are asynchronous); that result."""
+        return poll_until(
+            lambda: self.query(promql), timeout, f"prometheus: {promql!r} still empty", every=0.5
+        )
+
     def wait_for_targets(self, timeout: float = 15.0) -> None:
         """Until every target has been scraped successfully once (``up == 1``)."""
-        deadline = time.monotonic() + timeout
-        while True:
+        up: dict[str, str] = {}
+
+        def all_up() -> bool:
+            nonlocal up
             up = {str(series["metric"].get("job")): series["value"][1] for series in self.query("up")}
-            if all(up.get(job) == "1" for job in self.targets):
-                return
-            if not self.running():
-                raise StackError(f"{self.name} exited ({self.returncode()}); see {self.log_path}")
-            if time.monotonic() > deadline:
-                raise StackError(
-                    f"{self.name}: targets not up after {timeout:g}s ({up or 'no scrape yet'}); "
-                    f"see {self.log_path}"
-                )
-            time.sleep(0.2)
+            return all(up.get(job) == "1" for job in self.targets)
+
+        self.wait_until(all_up, timeout, lambda: f"scraped ({up or 'no scrape yet'})")

@@ -1,0 +1,139 @@
+"""The whole local stack: the data plane, a Temporal dev server and a worker, on loopback.
+
+``sluice dev`` and ``sluice demo`` run it on fixed ports; the end-to-end tests and benchmarks on
+free ones. State lives under one directory (``.sluice/`` by default): the dev server's database
+file (so a restart resumes rollouts), Envoy's bootstrap and RDS file, and each process's log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, Self
+
+from sluice.stack._backend import Backend
+from sluice.stack._envoy import ROUTE_CONFIG_NAME, EnvoyProxy
+from sluice.stack._plane import CANARY, STABLE, DataPlane
+from sluice.stack._processes import StackError, free_port, port_open
+from sluice.stack._temporal import TemporalDevServer, WorkerProcess
+
+__all__ = ["LocalStack", "StackPorts"]
+
+
+class _Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+@dataclass
+class StackPorts:
+    """Where each piece listens; ``sluice dev`` uses the fixed defaults, tests use free ports."""
+
+    temporal: int = 7233
+    temporal_ui: int | None = 8233
+    envoy: int = 10000
+    envoy_admin: int = 9901
+    stable_backend: int = 9081
+    canary_backend: int = 9082
+
+    @classmethod
+    def free(cls) -> StackPorts:
+        """Free loopback ports, and no Temporal UI."""
+        return cls(free_port(), None, free_port(), free_port(), free_port(), free_port())
+
+
+@dataclass
+class LocalStack:
+    """The whole local stack, started in dependency order and stopped in reverse.
+
+    ``with_prometheus`` and ``load_per_second`` go to the :class:`DataPlane` (the demo's
+    analysis reads Prometheus). ``started`` holds what :meth:`stop` stops, last first; a test
+    that replaces a process puts the new one there.
+    """
+
+    state_dir: Path
+    ports: StackPorts = field(default_factory=StackPorts)
+    stable_name: str = STABLE
+    canary_name: str = CANARY
+    task_queue: str = "rollouts"
+    with_worker: bool = True
+    with_prometheus: bool = False
+    load_per_second: float = 0.0
+    started: list[_Stoppable] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.state_dir = self.state_dir.resolve()
+        self.temporal = TemporalDevServer(self.state_dir, self.ports.temporal, self.ports.temporal_ui)
+        self.worker = WorkerProcess(self.state_dir, self.temporal.address, self.task_queue, cwd=Path.cwd())
+        # Last, as the backends bind their ports now (the plane lets them go if a binary is missing).
+        self.stable = Backend(self.stable_name, self.ports.stable_backend)
+        self.canary = Backend(self.canary_name, self.ports.canary_backend)
+        self.plane = DataPlane(
+            self.state_dir,
+            [self.stable, self.canary],
+            listener_port=self.ports.envoy,
+            admin_port=self.ports.envoy_admin,
+            with_prometheus=self.with_prometheus,
+            load_per_second=self.load_per_second,
+        )
+
+    @property
+    def envoy(self) -> EnvoyProxy:
+        """The data plane's Envoy."""
+        return self.plane.envoy
+
+    def start(self, reset_routes: bool = True) -> Self:
+        """Start every piece (refusing ports in use); on a failure, stop what started."""
+        for port in (self.ports.temporal, self.ports.envoy, self.ports.envoy_admin):
+            if port_open(port):
+                raise StackError(f"port 127.0.0.1:{port} is already in use (another `sluice dev`?)")
+        try:
+            # Each piece is listed before it starts: one that fails half-way is stopped too.
+            self.started.append(self.plane)
+            self.plane.start(reset_routes, wait_scraped=False)
+            self.started.append(self.temporal)
+            self.temporal.start()
+            if self.with_worker:
+                self.started.append(self.worker)
+                self.worker.start()
+            # Last: Prometheus scrapes Envoy for the first time while the rest starts.
+            self.plane.wait_scraped()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop everything started, last first."""
+        while self.started:
+            self.started.pop().stop()
+
+    def spec_for(
+        self, steps: list[dict[str, Any]] | None = None, samples: int = 200, alpha: float = 1e-6
+    ) -> dict[str, Any]:
+        """A rollout spec (JSON form) for this stack's Envoy route and backends.
+
+        ``alpha`` defaults far below the spec's 0.001 because suites and benchmarks run many
+        checks: a 50/50 split served for 90/10 still fails at p ~ 1e-21.
+        """
+        spec: dict[str, Any] = {
+            "service": "reviews",
+            "namespace": "default",
+            "router": {
+                "kind": "envoy",
+                "routesFile": str(self.envoy.routes_file),
+                "routeConfig": ROUTE_CONFIG_NAME,
+                "admin": self.envoy.admin_url,
+            },
+            "stable": {"host": self.stable_name},
+            "canary": {"host": self.canary_name},
+            "verify": {"url": self.envoy.url, "samples": samples, "header": "x-version", "alpha": alpha},
+        }
+        if steps is not None:
+            spec["steps"] = steps
+        return spec
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
