@@ -5,6 +5,7 @@ Hierarchy::
     SluiceError                      base; ``retryable`` says whether Temporal should try again
     ├── RouteNotFound                object, route, rule, file or CRD missing        (not retried)
     ├── RouteInvalid                 the route has a shape we refuse to edit          (not retried)
+    ├── RouteNotWritable             the worker may not write the route (read-only)   (not retried)
     ├── Forbidden                    the worker lacks a permission (names the verb)    (not retried)
     ├── RouteDrifted                 the route is not at the weights the rollout set   (not retried)
     ├── Conflict                     someone wrote in between; read again and retry    (retried)
@@ -25,6 +26,7 @@ __all__ = [
     "RouteDrifted",
     "RouteInvalid",
     "RouteNotFound",
+    "RouteNotWritable",
     "SluiceError",
     "TransientError",
     "WorkloadError",
@@ -44,6 +46,12 @@ class RouteNotFound(SluiceError):
 
 class RouteInvalid(SluiceError):
     """The route exists but cannot be edited safely (unexpected destinations, bad file)."""
+
+
+class RouteNotWritable(SluiceError):
+    """The route's file or directory cannot be written (read-only, immutable, no permission).
+
+    Not retried on the way forward; the rollback keeps trying (someone may make it writable)."""
 
 
 class Forbidden(SluiceError):

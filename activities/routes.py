@@ -19,11 +19,35 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 
+# Heartbeat this often while a router call runs, so a cancellation (abort, workflow cancel)
+# reaches the activity within the workflow's heartbeat timeout instead of after all retries.
+HEARTBEAT_SECONDS = 1.0
+
+
+async def _heartbeating(router: Router, call: Callable[[Router], T]) -> T:
+    """Run ``call`` in a thread, heartbeating. On cancellation, ask the router to stop waiting
+    (an Envoy confirmation) and let the call finish: a write that started lands or fails before
+    the workflow hears the change was cancelled, so nothing lands after its rollback."""
+    work = asyncio.ensure_future(asyncio.to_thread(call, router))
+    try:
+        while True:
+            done, _ = await asyncio.wait({work}, timeout=HEARTBEAT_SECONDS)
+            if done:
+                return work.result()
+            activity.heartbeat()
+    except asyncio.CancelledError:
+        stop = getattr(router, "stop_waiting", None)
+        if stop is not None:
+            stop.set()
+        await asyncio.wait({work})
+        raise
+
+
 async def _with_router(route: RouteInput, call: Callable[[Router], T]) -> T:
-    """Run a blocking router call in a thread, mapping our errors to Temporal's."""
+    """Run a blocking router call, mapping our errors to Temporal's."""
     try:
         router = build_router(route)
-        return await asyncio.to_thread(call, router)
+        return await _heartbeating(router, call)
     except SluiceError as error:
         log.warning(
             "router call failed",
@@ -35,19 +59,22 @@ async def _with_router(route: RouteInput, call: Callable[[Router], T]) -> T:
         raise as_application_error(error) from error
 
 
-def _refuse_drift(router: Router, expected: Weights | None) -> None:
-    """Raise :class:`RouteDrifted` when the route is not where the rollout left it."""
+def _refuse_drift(router: Router, expected: Weights | None, at_target: Callable[[RouteState], bool]) -> None:
+    """Raise :class:`RouteDrifted` when the route is neither where the rollout left it nor
+    already where this change takes it. The second is a retry of a write that landed (the worker
+    died after writing, or Envoy's admin did not confirm in time): success, not drift."""
     if expected is None:
         return
     current = router.get_routes()
     observed = current.weights()
-    if observed != expected or current.others:
-        others = f" and {current.others}" if current.others else ""
-        raise RouteDrifted(
-            f"{current.description}: the route holds {observed.stable}/{observed.canary}{others}, "
-            f"not the {expected.stable}/{expected.canary} this rollout set; someone changed it",
-            current.model_dump(mode="json"),
-        )
+    if not current.others and (observed == expected or at_target(current)):
+        return
+    others = f" and {current.others}" if current.others else ""
+    raise RouteDrifted(
+        f"{current.description}: the route holds {observed.stable}/{observed.canary}{others}, "
+        f"not the {expected.stable}/{expected.canary} this rollout set; someone changed it",
+        current.model_dump(mode="json"),
+    )
 
 
 @activity.defn(name="read_route")
@@ -69,7 +96,7 @@ async def set_weights(request: SetWeightsInput) -> RouteState:
     """Set the route to the requested weights (idempotent)."""
 
     def change(router: Router) -> RouteState:
-        _refuse_drift(router, request.expected)
+        _refuse_drift(router, request.expected, lambda route: route.weights() == request.weights)
         return router.set_routes(request.weights)
 
     state = await _with_router(request, change)
@@ -89,7 +116,7 @@ async def remove_old_route(request: RemoveOldInput) -> RouteState:
     """Make the route send 100% to the canary alone (the stable destination leaves it)."""
 
     def change(router: Router) -> RouteState:
-        _refuse_drift(router, request.expected)
+        _refuse_drift(router, request.expected, lambda route: (route.stable, route.canary) == (None, 100))
         return router.finalize()
 
     state = await _with_router(request, change)

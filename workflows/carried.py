@@ -43,8 +43,13 @@ class RolloutState(_Model):
     abort: AbortInput | None = None
     analysis_state: AnalysisState = Field(default_factory=AnalysisState)
     analysis_started: bool = False
+    holding: bool = False
+    """Held between steps by a pause condition (the wait shown is a ``resume``, but no step's)."""
     legacy_phase_rules: bool = False
     """Runs that began before phases were derived keep the older display rules (replay)."""
+    legacy_hold_release: bool = False
+    """Runs that began before holds stopped releasing steps: a ``resume``/``promote`` during a hold
+    also released the step about to run (a gate passed without approval). Kept for replay only."""
     pause_hidden: bool = False
     """Older rules only: a wait that began while paused showed its own phase, not ``Paused``."""
 
@@ -62,6 +67,7 @@ class RolloutState(_Model):
         paused = status.get("paused") is not None
         data["pauseHidden"] = paused and not shown and waiting.get("kind") not in (None, "resume")
         data["legacyPhaseRules"] = True
+        data["legacyHoldRelease"] = True
         return data
 
     # -- pauses ----------------------------------------------------------------------
@@ -92,6 +98,11 @@ class RolloutState(_Model):
             self.released_steps.remove(step)
             return True
         return False
+
+    def releases_waiting_step(self) -> bool:
+        """Whether ending the current wait releases its step: not for a hold between steps,
+        whose step has not begun (older runs did release it; see :attr:`legacy_hold_release`)."""
+        return not self.holding or self.legacy_hold_release
 
     def finishing(self) -> bool:
         """Ended, rolling back, or about to (an abort was accepted)."""

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.carried import RolloutState
@@ -51,8 +52,12 @@ class Inbox:
             raise ValueError(refusal)
 
     def update(self, name: str, payload: Any) -> MessageResult:
-        """An update that passed :meth:`validate`: apply it and answer the caller."""
-        return self._apply(name, MESSAGES[name].model.model_validate(payload), "update")
+        """An update that passed :meth:`validate`: check again (another message may have been
+        applied since its validator ran), then apply it and answer the caller."""
+        request, refusal = self._refusal(name, payload)
+        if refusal is not None:
+            raise ApplicationError(refusal, type="MessageRefused", non_retryable=True)
+        return self._apply(name, request, "update")
 
     def _apply(self, name: str, request: BaseModel | None, via: Via) -> MessageResult:
         applied = MESSAGES[name].apply(self.state, request, via, workflow.now())

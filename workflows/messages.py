@@ -54,7 +54,15 @@ def check_approve(state: RolloutState, request: ApproveInput) -> str | None:
         )
     if request.step is not None and request.step != waiting.step:
         return f"the rollout waits for approval at step {waiting.step}, not step {request.step}"
+    if waiting.step in state.released_steps:
+        return _already_passed(state, waiting.step)
     return None
+
+
+def _already_passed(state: RolloutState, step: int) -> str:
+    """Two approvals of one gate can arrive together: the first passes it, the second is refused."""
+    by = [a.by for a in state.status.approvals if a.step == step]
+    return f"step {step} was already approved" + (f" by {by[-1]}" if by else "") + "; it is moving on"
 
 
 def apply_approve(state: RolloutState, request: ApproveInput, via: Via, now: datetime) -> Applied:
@@ -124,7 +132,7 @@ def check_resume(state: RolloutState, request: ResumeInput) -> str | None:
 def apply_resume(state: RolloutState, request: ResumeInput, via: Via, now: datetime) -> Applied:
     _end_holds(state)
     waiting = state.status.waiting_for
-    if waiting is not None and waiting.kind == "resume":
+    if waiting is not None and waiting.kind == "resume" and state.releases_waiting_step():
         state.release(waiting.step)
     return Applied(
         "resumed",
@@ -142,15 +150,19 @@ def check_promote(state: RolloutState, request: PromoteInput) -> str | None:
     if request.full:
         promoted = state.full_promotion
         return f"already fully promoted by {promoted.by}" if promoted is not None else None
-    if state.status.waiting_for is None and state.status.paused is None:
+    waiting = state.status.waiting_for
+    if waiting is None and state.status.paused is None:
         return f"nothing to skip: the rollout is not waiting (phase {state.status.phase})"
+    if waiting is not None and waiting.step in state.released_steps and state.status.paused is None:
+        return _already_passed(state, waiting.step)
     return None
 
 
 def apply_promote(state: RolloutState, request: PromoteInput, via: Via, now: datetime) -> Applied:
     waiting = state.status.waiting_for
+    releases = state.releases_waiting_step()
     _end_holds(state)
-    if waiting is not None:
+    if waiting is not None and releases:
         state.release(waiting.step)
         if waiting.kind == "approval":
             state.status.approvals.append(

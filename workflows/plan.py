@@ -48,6 +48,7 @@ class Plan:
                 if self.state.full_promotion is not None and step.remove_old is None:
                     self._mark(index, "skipped")
                     continue
+                self.waits.check_stop()
                 await self.waits.hold_while_paused(index)
                 self.state.status.current_step = index
                 self._mark(index, "running")
@@ -91,6 +92,7 @@ class Plan:
 
     async def _finish_full_promotion(self, index: int) -> None:
         """After ``promote {full: true}``: straight to 100% canary (removeOld still runs)."""
+        self.waits.check_stop()
         weights = self.state.status.weights
         if self.state.full_promotion is not None and (weights.canary if weights else 0) != 100:
             await self.traffic.shift(index, ALL_CANARY)

@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.inbox import Inbox
     from workflows.models import MessageResult
     from workflows.plan import Plan
+    from workflows.rollback import Rollback
     from workflows.spec import RolloutSpec, SpecError, validate_spec
     from workflows.state import RolloutStatus, plan_view
     from workflows.traffic import Traffic
@@ -39,6 +40,8 @@ __all__ = ["PHASE_SEARCH_ATTRIBUTE", "SERVICE_SEARCH_ATTRIBUTE", "Rollout"]
 
 # Runs started before the phase was derived from pause conditions replay with the older rules.
 DERIVED_PHASE_PATCH = "phase-derived-from-pause-conditions"
+# Runs started before a resume/promote during a hold stopped releasing the next step.
+HOLDS_RELEASE_NO_STEP_PATCH = "holds-release-no-step"
 
 
 @workflow.defn(name="Rollout", failure_exception_types=[SpecError])
@@ -80,6 +83,7 @@ class Rollout:
         assert self.spec is not None
         state = self.state
         state.legacy_phase_rules = not workflow.patched(DERIVED_PHASE_PATCH)
+        state.legacy_hold_release = not workflow.patched(HOLDS_RELEASE_NO_STEP_PATCH)
         if state.status.started_at is None:
             state.status.started_at = workflow.now()
         self.events.search_attributes = await workflow.execute_local_activity(
@@ -95,8 +99,11 @@ class Rollout:
         traffic = Traffic(self.spec, state, self.events, waits, watch.after_shift)
         watch.resume()
 
-        failure = await self._run_plan(Plan(self.spec, state, self.events, waits, traffic), watch, spec)
+        failure = await self._run_plan(
+            Plan(self.spec, state, self.events, waits, traffic), watch, waits, spec
+        )
         await watch.stop()
+        failure = failure or self._aborted()  # accepted while the analysis watch stopped
         if failure is not None:
             await self._roll_back(traffic, failure)
         state.stage = "Succeeded"
@@ -115,7 +122,7 @@ class Rollout:
         return state.status.as_json()
 
     async def _run_plan(
-        self, plan: Plan, watch: AnalysisWatch, spec: dict[str, Any]
+        self, plan: Plan, watch: AnalysisWatch, waits: Waits, spec: dict[str, Any]
     ) -> RolloutFailure | None:
         """Run the plan until it ends, an abort arrives or analysis fails; what to roll back for."""
         task = asyncio.create_task(plan.run(self.resuming))
@@ -128,15 +135,17 @@ class Rollout:
             failure = RolloutFailure("RolloutCancelled", "the rollout workflow was cancelled")
         if failure is None and watch.failure is not None and not task.done():
             failure = RolloutFailure("AnalysisFailed", watch.failure)
-        abort = self.state.abort
-        if failure is None and abort is not None and not task.done():
-            reason = f": {abort.reason}" if abort.reason else ""
-            failure = RolloutFailure("RolloutAborted", f"aborted by {abort.by}{reason}")
+        if failure is None:
+            # An accepted abort always rolls back, even when the plan finished in the same moment.
+            failure = self._aborted()
         if failure is not None:
+            waits.stopping = True
             task.cancel()
             # The plan's activities wait for their cancellation to complete, so no weight change
             # can land after the rollback.
             await workflow.wait([task])
+            if not task.cancelled():
+                task.exception()  # the plan's own ending (cancelled mid-activity) is superseded
             return failure
         error = task.exception()
         if isinstance(error, ContinueAsNewRequested):
@@ -151,6 +160,13 @@ class Rollout:
             raise error  # a bug: fail the workflow task so a fixed worker can resume it
         return None
 
+    def _aborted(self) -> RolloutFailure | None:
+        abort = self.state.abort
+        if abort is None:
+            return None
+        reason = f": {abort.reason}" if abort.reason else ""
+        return RolloutFailure("RolloutAborted", f"aborted by {abort.by}{reason}")
+
     async def _roll_back(self, traffic: Traffic, failure: RolloutFailure) -> None:
         """Compensation: restore 100% stable, then fail the workflow with the failure's type."""
         status = self.state.status
@@ -159,7 +175,7 @@ class Rollout:
         status.message = failure.message
         detail = {"type": failure.error_type, "reason": failure.message}
         self.events.record("rollbackStarted", status.current_step, detail=detail)
-        status.message = await traffic.restore_stable(failure)
+        status.message = await Rollback(traffic).restore_stable(failure)
         status.finished_at = workflow.now()
         self.events.record("rolloutEnded", status.current_step, detail={"phase": status.phase})
         await workflow.wait_condition(workflow.all_handlers_finished)

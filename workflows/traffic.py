@@ -43,11 +43,7 @@ ROUTE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=30),
     maximum_attempts=10,
 )  # fmt: skip
-# Rolling back must not give up on a passing outage: retry for up to an hour.
-ROLLBACK_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=60),
-    maximum_attempts=0,
-)  # fmt: skip
+ROUTE_HEARTBEAT = timedelta(seconds=5)
 SAMPLE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=3)
 Input = TypeVar("Input", bound=RouteInput)
 
@@ -114,6 +110,8 @@ class Traffic:
                     route_input(expected),
                     result_type=RouteState,
                     start_to_close_timeout=timedelta(seconds=60),
+                    # The activity heartbeats, so an abort or cancel reaches it within seconds.
+                    heartbeat_timeout=ROUTE_HEARTBEAT,
                     retry_policy=ROUTE_RETRY,
                     # Waiting for a cancelled change to finish keeps it from landing after a rollback.
                     cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -161,6 +159,7 @@ class Traffic:
         if verify is None:
             return
         if not rolling_back:
+            self.waits.check_stop()
             self.state.stage = "Verifying"
             self.events.publish()
         timeout = verify.request_timeout * (verify.samples / verify.concurrency + 2) + timedelta(seconds=30)
@@ -231,35 +230,3 @@ class Traffic:
                 "oldWorkloadNotRetired", step, detail=status.old_workload.model_dump(mode="json")
             )
             workflow.logger.warning("old workload not retired", extra={"reason": failure.message})
-
-    async def restore_stable(self, failure: RolloutFailure) -> str:
-        """Rollback: 100% stable (if traffic was touched), then a check of what is served.
-        Returns the message the rollout fails with."""
-        if not self.state.traffic_touched:
-            self.state.stage = "Failed"
-            self.events.publish()
-            return f"{failure.message} (no traffic had been changed)"
-        self.state.stage = "RollingBack"
-        self.events.publish()
-        try:
-            route: RouteState = await workflow.execute_activity(
-                "set_weights",
-                self.route_input(SetWeightsInput, weights=STABLE_ONLY),
-                result_type=RouteState,
-                start_to_close_timeout=timedelta(seconds=60),
-                schedule_to_close_timeout=timedelta(hours=1),
-                retry_policy=ROLLBACK_RETRY,
-            )
-        except ActivityError as error:
-            self.state.stage = "Failed"
-            self.events.publish()
-            return f"{failure.message}; rollback to 100% stable failed too: {failure_from(error).message}"
-        self.state.status.weights = route.weights()
-        self.state.stage = "RolledBack"
-        self.events.publish()
-        try:
-            # Traffic is back; the check only records what is served now.
-            await self.verify(self.state.status.current_step, STABLE_ONLY, rolling_back=True)
-        except ActivityError as error:
-            workflow.logger.warning("post-rollback verification failed", extra={"error": str(error.cause)})
-        return failure.message

@@ -7,6 +7,7 @@ for is kept in the carried state, so the next run waits for the same moment.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -24,6 +25,9 @@ with workflow.unsafe.imports_passed_through():
 
 __all__ = ["ContinueAsNewRequested", "Waits"]
 
+# Runs from before this check walked on after a swallowed cancellation (see Waits.check_stop).
+PLAN_STOPS_PATCH = "plan-stops-when-told"
+
 WaitKind = Literal["approval", "resume", "bake"]
 
 
@@ -37,6 +41,15 @@ class Waits:
     def __init__(self, state: RolloutState, events: EventSink) -> None:
         self.state = state
         self.events = events
+        self.stopping = False
+        """Set when the rollout rolls back: the plan must not take another step."""
+
+    def check_stop(self) -> None:
+        """End the plan if it was told to stop. Cancelling the plan's task is not enough: an
+        activity that completes just as its cancellation is requested resolves normally and
+        swallows the cancellation, and the plan would walk on to its next gate and wait there."""
+        if self.stopping and workflow.patched(PLAN_STOPS_PATCH):
+            raise asyncio.CancelledError()
 
     def deadline(self, key: str, duration: timedelta) -> datetime:
         """When a wait that started now (or in an earlier run) ends."""
@@ -61,6 +74,7 @@ class Waits:
 
     async def until(self, condition: Callable[[], bool], deadline: datetime | None = None) -> bool:
         """Wait for ``condition`` (True) or ``deadline`` (False); continue-as-new when suggested."""
+        self.check_stop()
         timeout = None if deadline is None else max(timedelta(0), deadline - workflow.now())
         try:
             await workflow.wait_condition(
@@ -77,6 +91,7 @@ class Waits:
         paused = self.state.status.paused
         if paused is None:
             return
+        self.state.holding = True
         self.begin(
             "resume",
             step,
@@ -84,6 +99,7 @@ class Waits:
             hint="resume or promote",
         )
         await self.until(lambda: self.state.status.paused is None)
+        self.state.holding = False
         self.end()
 
     async def approval(self, step: int, approval: ApprovalStep) -> None:

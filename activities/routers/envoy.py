@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import fcntl
 import hashlib
 import json
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +26,7 @@ from typing import Any
 import httpx
 import yaml
 
-from activities.errors import RouteInvalid, RouteNotFound, SluiceError, TransientError
+from activities.errors import RouteInvalid, RouteNotFound, RouteNotWritable, SluiceError, TransientError
 from workflows.models import RouteInput, RouteState, Weights
 from workflows.spec import Destination, EnvoyRouterSpec
 
@@ -32,6 +34,8 @@ __all__ = ["EnvoyRouter"]
 
 _ROUTE_CONFIG_TYPE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 _APPLY_TIMEOUT_SECONDS = 10.0
+# errno values that mean "this file system or directory will not take the write"
+_NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
 
 
 class EnvoyRouter:
@@ -42,6 +46,8 @@ class EnvoyRouter:
         self.path = Path(spec.routes_file)
         self.stable = stable.host
         self.canary = canary.host
+        self.stop_waiting = threading.Event()
+        """Set when the activity is cancelled: stop waiting for Envoy to confirm a change."""
 
     @classmethod
     def for_route(cls, spec: EnvoyRouterSpec, route: RouteInput) -> EnvoyRouter:
@@ -106,7 +112,7 @@ class EnvoyRouter:
         except FileNotFoundError:
             raise RouteNotFound(f"{self.description}: directory {self.path.parent} does not exist") from None
         except PermissionError as exc:
-            raise RouteInvalid(f"{self.description}: cannot lock {lock_path}: {exc}") from None
+            raise RouteNotWritable(f"{self.description}: cannot lock {lock_path}: {exc.strerror}") from None
         with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
@@ -150,7 +156,14 @@ class EnvoyRouter:
             text = json.dumps(document, indent=2) + "\n"
         else:
             text = yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
-        fd, temp_name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        try:
+            fd, temp_name = tempfile.mkstemp(
+                dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
+            )
+        except OSError as exc:
+            raise RouteNotWritable(
+                f"{self.description}: cannot write in {self.path.parent}: {exc.strerror}"
+            ) from None
         try:
             with os.fdopen(fd, "w") as handle:
                 handle.write(text)
@@ -159,9 +172,13 @@ class EnvoyRouter:
             with contextlib.suppress(OSError):
                 os.chmod(temp_name, self.path.stat().st_mode & 0o777)
             os.replace(temp_name, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
                 os.unlink(temp_name)
+            if isinstance(exc, PermissionError | OSError) and exc.errno in _NOT_WRITABLE:
+                raise RouteNotWritable(
+                    f"{self.description}: cannot replace {self.path}: {exc.strerror}"
+                ) from None
             raise
 
     # -- navigation ---------------------------------------------------------------------------
@@ -248,7 +265,8 @@ class EnvoyRouter:
                         f"{self.description}: Envoy at {self.spec.admin} still serves {seen} "
                         f"on {self.spec.route_config}, not {wanted}"
                     )
-                time.sleep(delay)  # Envoy applies a renamed file within milliseconds
+                if self.stop_waiting.wait(delay):  # Envoy applies a renamed file within milliseconds
+                    raise TransientError(f"{self.description}: stopped waiting for Envoy (cancelled)")
                 delay = min(delay * 2, 0.05)
 
     def _weights(self, action: dict[str, Any]) -> dict[str, int]:

@@ -1,0 +1,101 @@
+"""Rollback, the rollout's compensation: put 100% back on stable, then check what is served.
+
+A rollback does not give up on a passing outage or a route someone made read-only: it keeps
+trying for up to :data:`ROLLBACK_PATIENCE`, and status says why each round failed.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.errors import RolloutFailure, failure_from
+    from workflows.models import RouteState, SetWeightsInput
+    from workflows.traffic import STABLE_ONLY, Traffic
+
+__all__ = ["ROLLBACK_PATIENCE", "Rollback"]
+
+# Rolling back must not give up on a passing outage: retry for up to an hour.
+ROLLBACK_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=60),
+    maximum_attempts=0,
+)  # fmt: skip
+# Rollbacks from this version on retry in rounds, telling status why each round failed.
+ROLLBACK_RETRIES_VISIBLY_PATCH = "rollback-retries-visibly"
+ROLLBACK_PATIENCE = timedelta(hours=1)
+ROLLBACK_ATTEMPTS = RetryPolicy(
+    initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=10),
+    maximum_attempts=4,
+)  # fmt: skip
+
+
+class Rollback:
+    """Restores 100% stable through the rollout's :class:`~workflows.traffic.Traffic`."""
+
+    def __init__(self, traffic: Traffic) -> None:
+        self.traffic = traffic
+
+    async def restore_stable(self, failure: RolloutFailure) -> str:
+        """Rollback: 100% stable (if traffic was touched), then a check of what is served.
+        Returns the message the rollout fails with."""
+        if not self.traffic.state.traffic_touched:
+            self.traffic.state.stage = "Failed"
+            self.traffic.events.publish()
+            return f"{failure.message} (no traffic had been changed)"
+        self.traffic.state.stage = "RollingBack"
+        self.traffic.events.publish()
+        try:
+            route = await self._set_stable_patiently(failure)
+        except ActivityError as error:
+            self.traffic.state.stage = "Failed"
+            self.traffic.events.publish()
+            return f"{failure.message}; rollback to 100% stable failed too: {failure_from(error).message}"
+        self.traffic.state.status.weights = route.weights()
+        self.traffic.state.stage = "RolledBack"
+        self.traffic.events.publish()
+        try:
+            # Traffic is back; the check only records what is served now.
+            await self.traffic.verify(self.traffic.state.status.current_step, STABLE_ONLY, rolling_back=True)
+        except ActivityError as error:
+            workflow.logger.warning("post-rollback verification failed", extra={"error": str(error.cause)})
+        return failure.message
+
+    async def _set_stable_patiently(self, failure: RolloutFailure) -> RouteState:
+        """Set 100% stable, trying for up to :data:`ROLLBACK_PATIENCE` whatever the error (a
+        read-only route may be made writable again), and saying in status why it has not yet."""
+        if not workflow.patched(ROLLBACK_RETRIES_VISIBLY_PATCH):
+            return await self._set_stable(ROLLBACK_RETRY, timedelta(hours=1))  # runs from before
+        give_up = workflow.now() + ROLLBACK_PATIENCE
+        pause = timedelta(seconds=1)
+        while True:
+            try:
+                return await self._set_stable(ROLLBACK_ATTEMPTS, timedelta(minutes=5))
+            except ActivityError as error:
+                reason = failure_from(error)
+                if workflow.now() + pause > give_up:
+                    raise
+                self.traffic.state.status.message = (
+                    f"{failure.message}; rolling back to 100% stable failed ({reason.error_type}: "
+                    f"{reason.message}); trying again"
+                )
+                detail = {"type": reason.error_type, "reason": reason.message}
+                self.traffic.events.record(
+                    "rollbackRetrying", self.traffic.state.status.current_step, detail=detail
+                )
+                await workflow.sleep(pause)
+                pause = min(pause * 2, timedelta(seconds=30))
+
+    async def _set_stable(self, retry: RetryPolicy, patience: timedelta) -> RouteState:
+        route: RouteState = await workflow.execute_activity(
+            "set_weights",
+            self.traffic.route_input(SetWeightsInput, weights=STABLE_ONLY),
+            result_type=RouteState,
+            start_to_close_timeout=timedelta(seconds=60),
+            schedule_to_close_timeout=patience,
+            retry_policy=retry,
+        )
+        return route
