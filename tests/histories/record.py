@@ -416,6 +416,54 @@ async def forbidden_write(client: Client, queue: str) -> Handle:
     return handle
 
 
+@activity.defn(name="set_weights")
+async def slow_at_10(request: SetWeightsInput) -> RouteState:
+    """A change that takes a second at 10% (long enough for a pause to arrive meanwhile)."""
+    if request.weights.canary == 10:
+        await asyncio.sleep(1)
+    return _dry(request).set_routes(request.weights)
+
+
+async def pause_during_a_change_then_resume(client: Client, queue: str) -> Handle:
+    handle = await start(client, queue, spec([{"setWeight": 10}, {"approval": {}}]), "pause-in-change")
+    await until(handle, lambda s: s["currentStep"] == 1)
+    await handle.execute_update("pause", {"by": "erin", "reason": "look first"})
+    await until(handle, waiting("resume", 2))
+    await handle.execute_update("resume", {"by": "erin"})
+    # Before 2026-12 this resume also passed the gate; record what the code does either way.
+    await until(handle, lambda s: waiting("approval", 2)(s) or s["phase"] == "Succeeded")
+    if (await handle.query("status"))["phase"] == "WaitingForApproval":
+        await handle.execute_update("approve", {"by": "alice", "step": 2})
+    await handle.result()
+    return handle
+
+
+_ROLLBACK_FAILURES: dict[str, int] = {}
+
+
+@activity.defn(name="set_weights")
+async def read_only_for_a_while(request: SetWeightsInput) -> RouteState:
+    """The route turns read-only at 50%, and the rollback's first two rounds fail too."""
+    failures = _ROLLBACK_FAILURES.get(request.service)
+    if request.weights.canary == 50 or (
+        request.weights.canary == 0 and failures is not None and failures < 2
+    ):
+        _ROLLBACK_FAILURES[request.service] = -1 if failures is None else failures + 1
+        raise ApplicationError(
+            "routes.yaml: cannot write in /rds: Read-only file system",
+            type="RouteNotWritable",
+            non_retryable=True,
+        )
+    return _dry(request).set_routes(request.weights)
+
+
+async def rollback_retried_until_writable(client: Client, queue: str) -> Handle:
+    body = spec([{"setWeight": 10}, {"setWeight": 50}, {"setWeight": 100}])
+    handle = await start(client, queue, body, "rollback-retried")
+    await finished(handle)
+    return handle
+
+
 async def invalid_spec(client: Client, queue: str) -> Handle:
     handle = await start(client, queue, spec([{"setWeight": 150}, {"setWieght": 10}]), "invalid-spec")
     await finished(handle)
@@ -443,6 +491,14 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario("non_retryable_activity_error", forbidden_write, lambda: replace(forbidden_at_50)),
     Scenario("invalid_spec", invalid_spec),
+    Scenario(
+        "pause_during_a_change_then_resume", pause_during_a_change_then_resume, lambda: replace(slow_at_10)
+    ),
+    Scenario(
+        "rollback_retried_until_writable",
+        rollback_retried_until_writable,
+        lambda: replace(read_only_for_a_while),
+    ),
 )
 
 
