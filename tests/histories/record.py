@@ -42,6 +42,7 @@ from activities import ALL_ACTIVITIES
 from activities.routers.dry_run import DryRunRouter
 from activities.workloads import RetireResult
 from tests.support.binaries import require_binary
+from tests.support.rollouts import dry_run_spec as spec
 from workflows.judge import assess_measurement
 from workflows.measurements import MeasureInput, Measurement, MeasureResult
 from workflows.models import (
@@ -54,7 +55,7 @@ from workflows.models import (
     Weights,
 )
 from workflows.rollout import PHASE_SEARCH_ATTRIBUTE, SERVICE_SEARCH_ATTRIBUTE, Rollout
-from workflows.spec import Destination
+from workflows.spec import DEFAULT_STEPS, Destination
 
 __all__ = ["HISTORIES", "SCENARIOS", "record"]
 
@@ -68,20 +69,6 @@ _METRIC = {"name": "error-rate", "prometheus": {"address": "http://127.0.0.1:9",
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def spec(steps: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
-    """A dryRun rollout spec with a fresh service name."""
-    body: dict[str, Any] = {
-        "service": f"svc-{uuid.uuid4().hex[:8]}",
-        "router": {"kind": "dryRun"},
-        "stable": {"host": "reviews-v1"},
-        "canary": {"host": "reviews-v2"},
-    }
-    if steps is not None:
-        body["steps"] = steps
-    body.update(extra)
-    return body
 
 
 def dry_router(body: dict[str, Any]) -> DryRunRouter:
@@ -214,18 +201,8 @@ async def pause_and_resume_at_a_gate(client: Client, queue: str) -> Handle:
 
 
 async def promote_then_full(client: Client, queue: str) -> Handle:
-    body = spec(
-        [
-            {"setWeight": 10},
-            {"pause": {"duration": "1h"}},
-            {"approval": {}},
-            {"setWeight": 50},
-            {"approval": {}},
-            {"setWeight": 100},
-            {"approval": {}},
-            {"removeOld": {}},
-        ]
-    )
+    default_plan = list(DEFAULT_STEPS)
+    body = spec([default_plan[0], {"pause": {"duration": "1h"}}, *default_plan[1:]])
     handle = await start(client, queue, body, "promote-then-full")
     await until(handle, waiting("bake", 2))
     await handle.execute_update("promote", {"by": "frank"})  # skips the timed bake
