@@ -6,36 +6,54 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 import structlog
+from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import ALL_ACTIVITIES
+from activities.claims import ClaimActivities
 from worker.client import SearchAttributesMissing, connect, ensure_search_attributes
 from worker.logging import configure_logging
 from worker.settings import Settings, SettingsError
 from workflows.rollout import Rollout
+from workflows.route_claim import RouteClaim
 
-__all__ = ["build_worker", "main", "run_worker"]
+__all__ = ["activity_name", "build_worker", "main", "run_worker"]
 
 log = structlog.get_logger("worker")
 _HEALTH_INTERVAL_SECONDS = 5.0
 
 
-def build_worker(client: Client, task_queue: str) -> Worker:
-    """The Worker hosting ``Rollout`` and every activity (the tests use this too)."""
+def build_worker(client: Client, task_queue: str, *, replacing: Sequence[Callable[..., Any]] = ()) -> Worker:
+    """The Worker hosting ``Rollout``, ``RouteClaim`` and every activity (the tests use this too,
+    ``replacing`` activities by others registered under the same name to inject faults)."""
+    replaced = {activity_name(fake) for fake in replacing}
+    activities = [
+        a for a in [*ALL_ACTIVITIES, *ClaimActivities(client).all()] if activity_name(a) not in replaced
+    ]
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[Rollout],
-        activities=ALL_ACTIVITIES,
+        workflows=[Rollout, RouteClaim],
+        activities=[*activities, *replacing],
         activity_executor=ThreadPoolExecutor(max_workers=16),
         # Activities are short; give in-flight ones time to finish on SIGTERM.
         graceful_shutdown_timeout=timedelta(seconds=20),
     )
+
+
+def activity_name(function: Callable[..., Any]) -> str:
+    """The name an activity is registered under (``set_weights``)."""
+    definition = activity._Definition.from_callable(function)
+    if definition is None or definition.name is None:
+        raise ValueError(f"{function!r} is not an activity")
+    return definition.name
 
 
 async def _touch_health_file(settings: Settings) -> None:

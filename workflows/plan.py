@@ -11,11 +11,10 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from workflows.carried import RolloutState
     from workflows.errors import failure_from
-    from workflows.events import EventSink
     from workflows.models import Weights
+    from workflows.ownership import RouteOwnership
     from workflows.spec import RolloutSpec, Step
     from workflows.traffic import ALL_CANARY, STABLE_ONLY, Traffic
-    from workflows.waits import Waits
 
 __all__ = ["Plan"]
 
@@ -25,10 +24,9 @@ StepState = str  # "pending" | "running" | "done" | "skipped"
 class Plan:
     """Runs the steps; knows what each step kind does, not how traffic or waits work."""
 
-    def __init__(
-        self, spec: RolloutSpec, state: RolloutState, events: EventSink, waits: Waits, traffic: Traffic
-    ):
-        self.spec, self.state, self.events, self.waits, self.traffic = spec, state, events, waits, traffic
+    def __init__(self, spec: RolloutSpec, state: RolloutState, traffic: Traffic, ownership: RouteOwnership):
+        self.spec, self.state, self.traffic, self.ownership = spec, state, traffic, ownership
+        self.events, self.waits = traffic.events, traffic.waits
         self.steps: dict[str, Callable[[int, Step], Awaitable[None]]] = {
             "setWeight": self._set_weight,
             "approval": self._approval,
@@ -40,8 +38,8 @@ class Plan:
         """Every step not done yet (``resuming``: a run continued-as-new picks up at the current step)."""
         try:
             resume_at = self.state.status.current_step if resuming else None
-            if resume_at is None:
-                await self._initialize()
+            if resume_at is None or self.state.status.steps[0].state != "done":
+                await self._initialize()  # also a run continued-as-new while waiting for its route
             for index, step in enumerate(self.spec.steps, start=1):
                 if resume_at is not None and index < resume_at:
                     continue  # done in an earlier run
@@ -61,6 +59,7 @@ class Plan:
 
     async def _initialize(self) -> None:
         self._mark(0, "running")
+        await self.ownership.claim()
         original = await self.traffic.read()
         self.state.status.original_route = original
         self.events.record("routeRead", 0, detail=original.model_dump(mode="json"))

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.events import PHASE_SEARCH_ATTRIBUTE, SERVICE_SEARCH_ATTRIBUTE, EventSink
     from workflows.inbox import Inbox
     from workflows.models import MessageResult
+    from workflows.ownership import RouteOwnership
     from workflows.plan import Plan
     from workflows.rollback import Rollback
     from workflows.spec import RolloutSpec, SpecError, validate_spec
@@ -86,6 +87,10 @@ class Rollout:
         state.legacy_hold_release = not workflow.patched(HOLDS_RELEASE_NO_STEP_PATCH)
         if state.status.started_at is None:
             state.status.started_at = workflow.now()
+        watch = AnalysisWatch(self.spec, state, self.events)
+        waits = Waits(state, self.events)
+        traffic = Traffic(self.spec, state, self.events, waits, watch.after_shift)
+        ownership = RouteOwnership(self.spec, state, self.events, waits)
         self.events.search_attributes = await workflow.execute_local_activity(
             "search_attributes_registered",
             [PHASE_SEARCH_ATTRIBUTE.name, SERVICE_SEARCH_ATTRIBUTE.name],
@@ -94,18 +99,13 @@ class Rollout:
             retry_policy=RetryPolicy(maximum_attempts=3),
         )
         self.events.start(self.spec.service)
-        watch = AnalysisWatch(self.spec, state, self.events)
-        waits = Waits(state, self.events)
-        traffic = Traffic(self.spec, state, self.events, waits, watch.after_shift)
         watch.resume()
 
-        failure = await self._run_plan(
-            Plan(self.spec, state, self.events, waits, traffic), watch, waits, spec
-        )
+        failure = await self._run_plan(Plan(self.spec, state, traffic, ownership), watch, waits, spec)
         await watch.stop()
         failure = failure or self._aborted()  # accepted while the analysis watch stopped
         if failure is not None:
-            await self._roll_back(traffic, failure)
+            await self._roll_back(traffic, ownership, failure)
         state.stage = "Succeeded"
         self.events.publish()
         state.status.waiting_for = None
@@ -118,6 +118,7 @@ class Rollout:
         old = state.status.old_workload
         if old is not None and old.error is not None:
             state.status.message += f"; the old workload was NOT retired: {old.error}"
+        await ownership.release()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return state.status.as_json()
 
@@ -167,7 +168,7 @@ class Rollout:
         reason = f": {abort.reason}" if abort.reason else ""
         return RolloutFailure("RolloutAborted", f"aborted by {abort.by}{reason}")
 
-    async def _roll_back(self, traffic: Traffic, failure: RolloutFailure) -> None:
+    async def _roll_back(self, traffic: Traffic, ownership: RouteOwnership, failure: RolloutFailure) -> None:
         """Compensation: restore 100% stable, then fail the workflow with the failure's type."""
         status = self.state.status
         status.waiting_for = None
@@ -178,6 +179,7 @@ class Rollout:
         status.message = await Rollback(traffic).restore_stable(failure)
         status.finished_at = workflow.now()
         self.events.record("rolloutEnded", status.current_step, detail={"phase": status.phase})
+        await ownership.release()
         await workflow.wait_condition(workflow.all_handlers_finished)
         raise ApplicationError(status.message, status.as_json(), type=failure.error_type, non_retryable=True)
 

@@ -6,6 +6,7 @@ more class in :data:`RouterSpec` (``activities.routers`` registers how to build 
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass
 from typing import Annotated, ClassVar, Literal, get_args
 
@@ -62,6 +63,11 @@ class RouterSpecBase(_SpecModel):
 
     traits: ClassVar[RouterTraits] = RouterTraits()
 
+    def route_identity(self, namespace: str, service: str) -> str:
+        """What names the route this section drives, whoever drives it: at most one running
+        rollout may own it (``workflows.ownership``)."""
+        raise NotImplementedError
+
     @classmethod
     def kind_name(cls) -> str:
         """The ``kind`` this section is written with (its ``Literal``'s one value)."""
@@ -78,6 +84,9 @@ class IstioRouterSpec(RouterSpecBase):
     route: str | None = None
     """Name of the http route in the VirtualService; default: the first one."""
 
+    def route_identity(self, namespace: str, service: str) -> str:
+        return f"istio:{namespace}/virtualservices/{self.virtual_service}#{self.route or ''}"
+
 
 class GatewayApiRouterSpec(RouterSpecBase):
     """Gateway API HTTPRoute: weights of ``spec.rules[rule].backendRefs[]``."""
@@ -86,6 +95,9 @@ class GatewayApiRouterSpec(RouterSpecBase):
     kind: Literal["gatewayApi"]
     http_route: DnsName
     rule: int = Field(default=0, ge=0)
+
+    def route_identity(self, namespace: str, service: str) -> str:
+        return f"gatewayApi:{namespace}/httproutes/{self.http_route}#{self.rule}"
 
 
 class EnvoyRouterSpec(RouterSpecBase):
@@ -103,11 +115,19 @@ class EnvoyRouterSpec(RouterSpecBase):
     admin: HttpUrl | None = None
     """Envoy admin URL; when set, a weight change returns only once Envoy reports it applied."""
 
+    def route_identity(self, namespace: str, service: str) -> str:
+        # The path as written, normalised (no I/O here: symlinks are the activities' business).
+        path = posixpath.normpath(self.routes_file)
+        return f"envoy:{path}#{self.route_config}/{self.virtual_host or ''}/{self.route or ''}"
+
 
 class DryRunRouterSpec(RouterSpecBase):
     """Changes nothing; records what it would do (rehearsals, benchmarks)."""
 
     kind: Literal["dryRun"]
+
+    def route_identity(self, namespace: str, service: str) -> str:
+        return f"dryRun:{namespace}/{service}"
 
 
 RouterSpec = Annotated[

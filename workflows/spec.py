@@ -187,6 +187,13 @@ class RolloutSpec(_SpecModel):
     verify: VerifySpec | None = None
     analysis: AnalysisSpec | None = None
     """Metrics measured from the first traffic change to the end; a failure rolls back."""
+    on_route_busy: Literal["fail", "wait"] = "fail"
+    """When another running rollout owns the route: fail at once (``RouteBusy``, no traffic
+    touched) or wait until it is free."""
+
+    def route_identity(self) -> str:
+        """The route this rollout drives, as ownership knows it (``envoy:/path#reviews//``)."""
+        return self.router.route_identity(self.namespace, self.service)
 
     @model_validator(mode="after")
     def _consistent(self) -> RolloutSpec:

@@ -7,15 +7,21 @@ file (so a restart resumes rollouts), Envoy's bootstrap and RDS file, and each p
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Self
+
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
 
 from sluice.stack._backend import Backend
 from sluice.stack._envoy import ROUTE_CONFIG_NAME, EnvoyProxy
 from sluice.stack._plane import CANARY, STABLE, DataPlane
 from sluice.stack._processes import StackError, free_port, port_open
 from sluice.stack._temporal import TemporalDevServer, WorkerProcess
+from workflows.route_claim import route_claim_id
+from workflows.spec import validate_spec
 
 __all__ = ["LocalStack", "StackPorts"]
 
@@ -89,9 +95,12 @@ class LocalStack:
         try:
             # Each piece is listed before it starts: one that fails half-way is stopped too.
             self.started.append(self.plane)
-            self.plane.start(reset_routes, wait_scraped=False)
+            self.plane.start(reset_routes=False, wait_scraped=False)
             self.started.append(self.temporal)
             self.temporal.start()
+            if reset_routes:
+                self._refuse_reset_under_a_rollout()
+                self.plane.write_routes()
             if self.with_worker:
                 self.started.append(self.worker)
                 self.worker.start()
@@ -101,6 +110,17 @@ class LocalStack:
             self.stop()
             raise
         return self
+
+    def _refuse_reset_under_a_rollout(self) -> None:
+        """Resetting the route while a rollout (kept in the dev server's database) owns it would
+        move traffic under it without a word: refuse, naming the owner."""
+        spec = validate_spec(self.spec_for())
+        owner = asyncio.run(_running_owner(self.temporal.address, route_claim_id(spec.route_identity())))
+        if owner is not None:
+            raise StackError(
+                f"rollout {owner} is running on {self.envoy.routes_file}; resetting the route would move "
+                f"traffic under it. Abort it first (sluice abort {owner}), or start without --fresh"
+            )
 
     def stop(self) -> None:
         """Stop everything started, last first."""
@@ -137,3 +157,16 @@ class LocalStack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+async def _running_owner(address: str, claim_id: str) -> str | None:
+    """The rollout owning the route claim ``claim_id``, if the claim is running."""
+    client = await Client.connect(address)
+    try:
+        description = await client.get_workflow_handle(claim_id).describe()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    running = description.status == WorkflowExecutionStatus.RUNNING
+    return description.parent_id if running else None

@@ -241,6 +241,47 @@ def test_schedule_created_with_the_cli_starts_a_rollout(
         cli.run("schedule", "delete", "--schedule-id", schedule_id)
 
 
+def test_a_scheduled_run_and_a_manual_start_of_one_route_do_not_both_drive_it(
+    clean_stack: LocalStack, cli: TemporalCli, tmp_path: Path
+) -> None:
+    """A schedule's run gets a timestamped workflow id, so the per-service id guard cannot stop a
+    manual start beside it: the route claim does. The manual start fails RouteBusy untouched."""
+    stack = clean_stack
+    schedule_id = unique_id("sched-busy")
+    spec_file = write_spec(
+        tmp_path, stack.spec_for([{"setWeight": 50}, {"approval": {}}, {"setWeight": 100}])
+    )
+    cli.run(
+        "schedule", "create", "--schedule-id", schedule_id, "--type", "Rollout",
+        "--task-queue", "rollouts", "--workflow-id", f"{schedule_id}-rollout",
+        "--input-file", str(spec_file), "--cron", "0 0 1 1 *",
+    )  # fmt: skip
+    try:
+        cli.run("schedule", "trigger", "--schedule-id", schedule_id)
+
+        def started_run() -> str | None:
+            info = cli.json("schedule", "describe", "--schedule-id", schedule_id)["info"]
+            actions = info.get("recentActions") or []
+            return actions[0]["startWorkflowResult"]["workflowId"] if actions else None
+
+        scheduled = wait_until(started_run, 15, "the triggered schedule started nothing")
+        assert scheduled is not None
+        cli.wait_status(scheduled, waiting_at(2))
+        manual = unique_id("manual")
+        cli.start(manual, spec_file)
+        failure = failure_of(cli.result(manual))
+        assert failure["applicationFailureInfo"]["type"] == "RouteBusy"
+        assert scheduled in failure["message"]
+        assert cli.status(manual)["events"][-1]["detail"] == {"phase": "Failed"}
+        assert rds_weights(stack.envoy.routes_file) == {V1: 50, V2: 50}  # still the scheduled run's
+        served(stack, 50)
+        cli.update_result(scheduled, "approve", {"by": "alice"})
+        assert completed_result(cli.result(scheduled))["phase"] == "Succeeded"
+        served(stack, 100)
+    finally:
+        cli.run("schedule", "delete", "--schedule-id", schedule_id)
+
+
 INVALID_SPECS: list[tuple[str, Any, str]] = [
     ("service-wrong-type", lambda s: s.update(service=123), "service: Input should be a valid string"),
     (

@@ -36,13 +36,12 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities import ALL_ACTIVITIES
 from activities.routers.dry_run import DryRunRouter
 from activities.workloads import RetireResult
 from tests.support.binaries import require_binary
 from tests.support.rollouts import dry_run_spec as spec
+from worker.main import build_worker
 from workflows.judge import assess_measurement
 from workflows.measurements import MeasureInput, Measurement, MeasureResult
 from workflows.models import (
@@ -54,7 +53,7 @@ from workflows.models import (
     SetWeightsInput,
     Weights,
 )
-from workflows.rollout import PHASE_SEARCH_ATTRIBUTE, SERVICE_SEARCH_ATTRIBUTE, Rollout
+from workflows.rollout import PHASE_SEARCH_ATTRIBUTE, SERVICE_SEARCH_ATTRIBUTE
 from workflows.spec import DEFAULT_STEPS, Destination
 
 __all__ = ["HISTORIES", "SCENARIOS", "record"]
@@ -110,10 +109,8 @@ async def finished(handle: Handle) -> None:
 
 
 def replace(*fakes: Callable[..., Any]) -> Activities:
-    """The worker's activities with ``fakes`` in place of the real ones of the same name."""
-    names = {activity._Definition.must_from_callable(fake).name for fake in fakes}
-    real = [a for a in ALL_ACTIVITIES if activity._Definition.must_from_callable(a).name not in names]
-    return [*real, *fakes]
+    """Activities to register in place of the real ones of the same name."""
+    return list(fakes)
 
 
 def sample_result(request: SampleInput, passed: bool, stable: int, canary: int) -> SampleResult:
@@ -148,7 +145,8 @@ class Scenario:
 
     name: str
     drive: Callable[[Client, str], Awaitable[Handle]]
-    activities: Callable[[], Activities] = lambda: list(ALL_ACTIVITIES)
+    activities: Callable[[], Activities] = list
+    """Activities that replace the worker's real ones of the same name."""
     small_history: bool = False
 
 
@@ -518,9 +516,7 @@ async def record(label: str, only: Sequence[str] = ()) -> list[Path]:
         try:
             for scenario in group:
                 queue = f"history-{scenario.name}-{uuid.uuid4().hex[:6]}"
-                async with Worker(
-                    env.client, task_queue=queue, workflows=[Rollout], activities=scenario.activities()
-                ):
+                async with build_worker(env.client, queue, replacing=scenario.activities()):
                     handle = await asyncio.wait_for(scenario.drive(env.client, queue), timeout=120)
                 runs = await run_histories(env.client, handle)
                 folder.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,6 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
-from activities import ALL_ACTIVITIES
 from activities.routers.dry_run import DryRunRouter
 from tests.support.rollouts import dry_run_spec, failure_of, start_rollout, wait_for_status
 from worker.main import build_worker
@@ -34,7 +33,6 @@ from workflows.models import (
     SampleResult,
     SetWeightsInput,
 )
-from workflows.rollout import Rollout
 from workflows.spec import Destination
 
 
@@ -244,7 +242,7 @@ async def test_invalid_spec_fails_at_once_and_touches_nothing(client: Client, ta
         raise AssertionError("must not run")
 
     bad = dry_run_spec([{"setWeight": 150}, {"setWieght": 10}])
-    async with Worker(client, task_queue=task_queue, workflows=[Rollout], activities=[read_route]):
+    async with build_worker(client, task_queue, replacing=[read_route]):
         handle = await start_rollout(client, task_queue, bad)
         error = await failure_of(handle)
     assert error.type == "InvalidSpec"
@@ -279,17 +277,10 @@ async def test_verification_failure_rolls_back(client: Client, task_queue: str) 
             reason="" if passed else "served 100:100",
         )
 
-    real = [
-        a
-        for a in ALL_ACTIVITIES
-        if activity._Definition.must_from_callable(a).name not in ("set_weights", "sample_traffic")
-    ]
     spec = dry_run_spec(
         [{"setWeight": 50}, {"setWeight": 90}], verify={"url": "http://127.0.0.1:9/", "header": "x-version"}
     )
-    async with Worker(
-        client, task_queue=task_queue, workflows=[Rollout], activities=[*real, set_weights, sample_traffic]
-    ):
+    async with build_worker(client, task_queue, replacing=[set_weights, sample_traffic]):
         handle = await start_rollout(client, task_queue, spec)
         error = await failure_of(handle)
     # Step 0 at 100/0 already fails: the fake serves 50/50.
@@ -310,8 +301,7 @@ async def test_non_retryable_activity_error_mid_rollout_rolls_back(client: Clien
             )
         return RouteState(stable=request.weights.stable, canary=request.weights.canary)
 
-    real = [a for a in ALL_ACTIVITIES if activity._Definition.must_from_callable(a).name != "set_weights"]
-    async with Worker(client, task_queue=task_queue, workflows=[Rollout], activities=[*real, set_weights]):
+    async with build_worker(client, task_queue, replacing=[set_weights]):
         handle = await start_rollout(
             client, task_queue, dry_run_spec([{"setWeight": 10}, {"setWeight": 50}, {"setWeight": 100}])
         )
@@ -368,10 +358,7 @@ async def test_rollout_ends_while_a_measurement_is_in_flight(client: Client, tas
             {"name": "errors", "prometheus": {"address": "http://127.0.0.1:9", "query": "up"}, "max": 1}
         ],
     }
-    real = [a for a in ALL_ACTIVITIES if activity._Definition.must_from_callable(a).name != "measure_metrics"]
-    async with Worker(
-        client, task_queue=task_queue, workflows=[Rollout], activities=[*real, slow_measure_metrics]
-    ):
+    async with build_worker(client, task_queue, replacing=[slow_measure_metrics]):
         done = await start_rollout(
             client, task_queue, dry_run_spec([{"setWeight": 50}, {"setWeight": 100}], analysis=analysis)
         )

@@ -8,14 +8,11 @@ from typing import Any
 
 from temporalio import activity
 from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.worker import Worker
 
-from activities import ALL_ACTIVITIES
 from activities.routers.dry_run import DryRunRouter
 from tests.support.rollouts import dry_run_spec, failure_of, start_rollout, wait_for_status
 from worker.main import build_worker
 from workflows.models import RouteState, SetWeightsInput
-from workflows.rollout import Rollout
 
 
 def waiting_at(step: int) -> Any:
@@ -41,8 +38,7 @@ def with_slow_set_weights(
         router = DryRunRouter(request.namespace, request.service, request.stable, request.canary)
         return router.set_routes(request.weights)
 
-    real = [a for a in ALL_ACTIVITIES if activity._Definition.must_from_callable(a).name != "set_weights"]
-    return [*real, set_weights]
+    return [set_weights]
 
 
 async def test_approve_and_abort_at_the_same_moment_always_roll_back(client: Client, task_queue: str) -> None:
@@ -106,7 +102,7 @@ async def test_a_resume_after_a_pause_during_a_change_does_not_pass_the_next_gat
     started = asyncio.Event()
     queue = f"{task_queue}-slow"
     activities = with_slow_set_weights(1.5, 10, started)
-    async with Worker(client, task_queue=queue, workflows=[Rollout], activities=activities):
+    async with build_worker(client, queue, replacing=activities):
         handle = await start_rollout(client, queue, dry_run_spec([{"setWeight": 10}, {"approval": {}}]))
         await asyncio.wait_for(started.wait(), timeout=10)
         await handle.execute_update("pause", {"by": "erin", "reason": "look first"})
@@ -129,7 +125,7 @@ async def test_abort_and_cancel_during_a_slow_change_roll_back_once_it_is_cancel
         started = asyncio.Event()
         queue = f"{task_queue}-{action}"
         activities = with_slow_set_weights(60, 50, started)
-        async with Worker(client, task_queue=queue, workflows=[Rollout], activities=activities):
+        async with build_worker(client, queue, replacing=activities):
             spec = dry_run_spec([{"setWeight": 10}, {"setWeight": 50}, {"approval": {}}])
             handle = await start_rollout(client, queue, spec)
             await asyncio.wait_for(started.wait(), timeout=10)
@@ -154,7 +150,7 @@ async def test_abort_while_a_change_completes_regardless_still_rolls_back(
     started = asyncio.Event()
     queue = f"{task_queue}-deaf"
     activities = with_slow_set_weights(1.5, 50, started, heartbeat=False)
-    async with Worker(client, task_queue=queue, workflows=[Rollout], activities=activities):
+    async with build_worker(client, queue, replacing=activities):
         spec = dry_run_spec([{"setWeight": 10}, {"setWeight": 50}, {"approval": {}}])
         handle = await start_rollout(client, queue, spec)
         await asyncio.wait_for(started.wait(), timeout=10)
