@@ -6,6 +6,7 @@ having happened, so no component keeps its own audit list or touches search attr
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from temporalio import workflow
@@ -15,7 +16,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.carried import RolloutState, derive_phase
     from workflows.models import EventRecord
 
-__all__ = ["PHASE_SEARCH_ATTRIBUTE", "SERVICE_SEARCH_ATTRIBUTE", "EventSink"]
+__all__ = ["PHASE_SEARCH_ATTRIBUTE", "QUIET_EVENTS", "SERVICE_SEARCH_ATTRIBUTE", "EventSink"]
+
+QUIET_EVENTS = frozenset({"signalRefused"})
+"""Events logged at debug level: anyone who can signal can send thousands (status counts them)."""
 
 PHASE_SEARCH_ATTRIBUTE = SearchAttributeKey.for_keyword("SluicePhase")
 SERVICE_SEARCH_ATTRIBUTE = SearchAttributeKey.for_keyword("SluiceService")
@@ -34,7 +38,9 @@ class EventSink:
         """Keep ``event`` in status (the newest :data:`KEEP_EVENTS`), count it, log it."""
         record = EventRecord(at=workflow.now(), event=event, step=step, by=by, detail=detail or {})
         self.state.status.add_event(record)
-        workflow.logger.info(event, extra={"step": step, "by": by, "detail": detail or {}})
+        # A flood of refused signals must not flood the log (or slow the workflow task down).
+        level = logging.DEBUG if event in QUIET_EVENTS else logging.INFO
+        workflow.logger.log(level, event, extra={"step": step, "by": by, "detail": detail or {}})
 
     def start(self, service: str) -> None:
         """Publish the service and the phase the run starts with."""

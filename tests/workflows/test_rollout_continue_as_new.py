@@ -22,6 +22,8 @@ from worker.main import build_worker
 from workflows.models import Weights
 from workflows.state import KEEP_EVENTS
 
+SIGNALS = 2_000
+
 
 @pytest.fixture(scope="module")
 async def small_history_env() -> AsyncIterator[WorkflowEnvironment]:
@@ -92,7 +94,7 @@ async def test_a_rollout_carried_in_the_older_checkpoint_shape_resumes(
     assert shifts == [(0, 0), (1, 10), (3, 100)]  # the first two from the carried state, then step 3
 
 
-async def test_ten_thousand_refused_signals_do_not_grow_the_carried_state(
+async def test_a_flood_of_refused_signals_does_not_grow_the_carried_state(
     small_history_env: WorkflowEnvironment,
 ) -> None:
     client = small_history_env.client
@@ -103,12 +105,14 @@ async def test_ten_thousand_refused_signals_do_not_grow_the_carried_state(
             "Rollout", spec, id=f"rollout-many-{uuid.uuid4()}", task_queue=queue
         )
         await wait_for_status(handle, lambda s: s["phase"] == "WaitingForApproval")
-        for batch in range(50):
+        # 2,000 here (tests/workflows/test_carried.py takes the state itself through 10,000): the
+        # bound is the same, and a larger burst only makes this test slow.
+        for batch in range(SIGNALS // 200):
             await asyncio.gather(
                 *(handle.signal("approve", {"by": f"m-{batch}-{n}", "step": 9}) for n in range(200))
             )
         status = await wait_for_status(
-            handle, lambda s: s["eventCounts"].get("signalRefused") == 10_000, timeout=120
+            handle, lambda s: s["eventCounts"].get("signalRefused") == SIGNALS, timeout=120
         )
         assert status["runs"] >= 2 and len(status["events"]) == KEEP_EVENTS
         # What the latest run was started with: the carried state, bounded whatever came before.
@@ -117,4 +121,4 @@ async def test_ten_thousand_refused_signals_do_not_grow_the_carried_state(
         assert len(carried) < 64 * 1024, len(carried)
         await handle.execute_update("approve", {"by": "alice", "step": 2})
         summary = await handle.result()
-    assert summary["phase"] == "Succeeded" and summary["eventCounts"]["signalRefused"] == 10_000
+    assert summary["phase"] == "Succeeded" and summary["eventCounts"]["signalRefused"] == SIGNALS
