@@ -14,6 +14,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import ALL_ACTIVITIES
+from activities.policy import PolicyInterceptor, WorkerPolicy
 from worker.client import SearchAttributesMissing, connect, ensure_search_attributes
 from worker.logging import configure_logging
 from worker.settings import Settings, SettingsError
@@ -25,13 +26,20 @@ log = structlog.get_logger("worker")
 _HEALTH_INTERVAL_SECONDS = 5.0
 
 
-def build_worker(client: Client, task_queue: str) -> Worker:
-    """The Worker hosting ``Rollout`` and every activity (the tests use this too)."""
+def build_worker(client: Client, task_queue: str, policy: WorkerPolicy | None = None) -> Worker:
+    """The Worker hosting ``Rollout`` and every activity (the tests use this too).
+
+    Its activities run under ``policy``: what a spec may make this worker do (default: the one
+    the environment's ``SLUICE_*`` settings describe, as ``python -m worker`` uses).
+    """
+    if policy is None:
+        policy = Settings.from_env().policy()
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[Rollout],
         activities=ALL_ACTIVITIES,
+        interceptors=[PolicyInterceptor(policy)],
         activity_executor=ThreadPoolExecutor(max_workers=16),
         # Activities are short; give in-flight ones time to finish on SIGTERM.
         graceful_shutdown_timeout=timedelta(seconds=20),
@@ -51,7 +59,7 @@ async def run_worker(settings: Settings) -> None:
     added = await ensure_search_attributes(client, register=settings.register_search_attributes)
     if added:
         log.info("search attributes registered", names=added)
-    worker = build_worker(client, settings.task_queue)
+    worker = build_worker(client, settings.task_queue, settings.policy())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -62,6 +70,10 @@ async def run_worker(settings: Settings) -> None:
         address=settings.address,
         namespace=settings.namespace,
         task_queue=settings.task_queue,
+        routes_dirs=[str(d) for d in settings.routes_dirs],
+        allowed_hosts=[r.pattern for r in settings.allowed_hosts] or "any but link-local/metadata",
+        secret_env=list(settings.secret_env),
+        secrets_dirs=[str(d) for d in settings.secrets_dirs],
     )
     async with worker:
         await stop.wait()
