@@ -20,10 +20,10 @@ T = TypeVar("T")
 
 
 async def _with_router(route: RouteInput, call: Callable[[Router], T]) -> T:
-    """Run a blocking router call in a thread, mapping our errors to Temporal's."""
+    """Build the router and run a blocking call on it in a thread (building may resolve an
+    address the worker's policy checks), mapping our errors to Temporal's."""
     try:
-        router = build_router(route)
-        return await asyncio.to_thread(call, router)
+        return await asyncio.to_thread(lambda: call(build_router(route)))
     except SluiceError as error:
         log.warning(
             "router call failed",
