@@ -151,16 +151,20 @@ class OutboundPolicy:
         except OSError as error:
             raise httpx.ConnectError(f"cannot resolve {host}: {error.strerror or error}") from None
 
-    def check(self, where: str, url: str) -> list[Address]:
-        """Every check, resolving the host (blocking: call it from a thread)."""
+    def check(self, where: str, url: str) -> None:
+        """Every check before the first request, resolving the host (blocking: call it from a
+        thread). A name that does not resolve passes: its requests fail as unreachable, as they
+        would without a policy, and the transport checks again before each one."""
         host, port = self.check_url(where, url)
-        return self.check_addresses(where, host, self.resolve(host, port))
+        try:
+            addresses = self.resolve(host, port)
+        except httpx.ConnectError:
+            return
+        self.check_addresses(where, host, addresses)
 
-    async def acheck(self, where: str, url: str) -> list[Address]:
+    async def acheck(self, where: str, url: str) -> None:
         """:meth:`check` without blocking the event loop."""
-        host, port = self.check_url(where, url)
-        addresses = await asyncio.to_thread(self.resolve, host, port)
-        return self.check_addresses(where, host, addresses)
+        await asyncio.to_thread(self.check, where, url)
 
     @staticmethod
     def _sensitive_message(where: str, host: str, what: str) -> str:

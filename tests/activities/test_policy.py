@@ -7,6 +7,7 @@ metadata address stands for a hostile DNS record).
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import httpx
@@ -101,6 +102,19 @@ async def test_the_transport_sends_to_the_address_it_checked() -> None:
         ("https://127.0.0.1:8443/x", "svc.example:8443", "svc.example"),
         ("https://127.0.0.1:8443/y", "svc.example:8443", "svc.example"),
     ]
+
+
+async def test_a_name_that_does_not_resolve_is_unreachable_not_refused() -> None:
+    def fail(host: str, port: int) -> list[str]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    policy = OutboundPolicy(resolver=fail)
+    policy.check("verify.url", "http://gone.example/")  # the requests will fail, counted
+    answer = httpx.MockTransport(lambda request: httpx.Response(200))
+    transport = GuardedAsyncTransport(policy, "verify.url", answer)
+    async with httpx.AsyncClient(transport=transport) as client:
+        with pytest.raises(httpx.ConnectError, match=r"cannot resolve gone\.example"):
+            await client.get("http://gone.example/")
 
 
 # -- routes files and secrets --------------------------------------------------------------------
