@@ -16,6 +16,8 @@ from typing import Any
 
 from temporalio import activity
 
+from activities._excerpt import excerpt
+from activities.errors import NotAllowed
 from activities.metrics import MetricProviderError, build_provider, build_range_provider
 from workflows.analysis import (
     DESTINATION_PLACEHOLDER,
@@ -31,9 +33,9 @@ __all__ = ["measure_metric", "measure_metrics"]
 
 
 async def _compare(
-    metric: MetricSpec, spec: CompareSpec, stable: str, canary: str, now: datetime
+    metric: MetricSpec, spec: CompareSpec, stable: str, canary: str, now: datetime, field: str
 ) -> Measurement:
-    provider = build_range_provider(spec.prometheus)
+    provider = build_range_provider(spec.prometheus, field=f"{field}.compare.prometheus")
     start = now - spec.window
     stable_query = spec.prometheus.query.replace(DESTINATION_PLACEHOLDER, stable)
     canary_query = spec.prometheus.query.replace(DESTINATION_PLACEHOLDER, canary)
@@ -60,21 +62,29 @@ async def measure_metric(
     canary: str,
     carried_state: dict[str, Any] | None = None,
     max_baseline_age_seconds: float = 300.0,
+    field: str | None = None,
 ) -> tuple[Measurement, dict[str, Any] | None]:
-    """Measure one metric; provider errors become an ``Error`` measurement. Also returns the
-    state its provider asks to carry to the next measurement (None: nothing)."""
+    """Measure one metric; provider errors and the worker policy's refusals become an ``Error``
+    measurement. Also returns the state its provider asks to carry to the next measurement
+    (None: nothing). ``field`` is where the metric is in the spec (``analysis.metrics[0]``)."""
     now = datetime.now(UTC)
+    field = field or f"analysis.metrics[{metric.name}]"
     try:
         if metric.compare is not None:
-            return await _compare(metric, metric.compare, stable, canary, now), None
+            return await _compare(metric, metric.compare, stable, canary, now, field), None
         if metric.prometheus is not None:
             source: PrometheusMetricSource | EnvoyMetricSource = metric.prometheus
             query = metric.prometheus.query
+            field += ".prometheus"
         else:
             assert metric.envoy is not None  # the spec guarantees exactly one source
             source, query = metric.envoy, metric.envoy.measure
+            field += ".envoy"
         provider = build_provider(
-            source, carried_state=carried_state, max_baseline_age_seconds=max_baseline_age_seconds
+            source,
+            carried_state=carried_state,
+            max_baseline_age_seconds=max_baseline_age_seconds,
+            field=field,
         )
         value = await provider.run_query(query)
         verdict, message = assess_measurement(metric, value)
@@ -90,9 +100,14 @@ async def measure_metric(
         )
     except MetricProviderError as error:
         message = str(error)
+    except NotAllowed as error:
+        # counted like any provider error, so consecutiveErrorLimit fails the metric and the
+        # rollout rolls back with the refusal in its message
+        message = f"not allowed: {error}"
     except Exception as error:  # a bug must count as an error, not silence the other metrics
         activity.logger.exception("measuring %s failed unexpectedly", metric.name)
-        message = f"internal error: {type(error).__name__}: {error}"
+        # sanitized: an unexpected error may carry a piece of an answer
+        message = f"internal error: {type(error).__name__}: {excerpt(error)}"
     verdict, message = assess_measurement(metric, None, error=message)
     # the state goes back as it came, so the next measurement starts from the same place
     return (
@@ -112,8 +127,9 @@ async def measure_metrics(request: MeasureInput) -> MeasureResult:
                 request.canary,
                 request.provider_states.get(metric.name),
                 request.max_baseline_age_seconds,
+                f"analysis.metrics[{index}]",
             )
-            for metric in request.metrics
+            for index, metric in enumerate(request.metrics)
         )
     )
     states = {

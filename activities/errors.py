@@ -7,6 +7,7 @@ Hierarchy::
     ├── RouteInvalid                 the route has a shape we refuse to edit          (not retried)
     ├── RouteNotWritable             the worker may not write the route (read-only)   (not retried)
     ├── Forbidden                    the worker lacks a permission (names the verb)    (not retried)
+    ├── NotAllowed                   the worker's policy refuses what the spec asks    (not retried)
     ├── RouteDrifted                 the route is not at the weights the rollout set   (not retried)
     ├── Conflict                     someone wrote in between; read again and retry    (retried)
     ├── TransientError               5xx, 429, timeouts, a proxy not yet updated       (retried)
@@ -23,6 +24,7 @@ from temporalio.exceptions import ApplicationError
 __all__ = [
     "Conflict",
     "Forbidden",
+    "NotAllowed",
     "RouteDrifted",
     "RouteInvalid",
     "RouteNotFound",
@@ -56,6 +58,14 @@ class RouteNotWritable(SluiceError):
 
 class Forbidden(SluiceError):
     """The worker's identity may not do this; the message names the verb and resource."""
+
+
+class NotAllowed(SluiceError):
+    """The worker's settings do not let a spec make it do this (a file, an address, a secret).
+
+    The message names the spec field and the worker setting that would allow it; see
+    :mod:`activities.policy`.
+    """
 
 
 class RouteDrifted(SluiceError):

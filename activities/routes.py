@@ -44,9 +44,10 @@ async def _heartbeating(router: Router, call: Callable[[Router], T]) -> T:
 
 
 async def _with_router(route: RouteInput, call: Callable[[Router], T]) -> T:
-    """Run a blocking router call, mapping our errors to Temporal's."""
+    """Build the router (building may resolve an address the worker's policy checks) and run a
+    blocking call on it, heartbeating, mapping our errors to Temporal's."""
     try:
-        router = build_router(route)
+        router = await asyncio.to_thread(build_router, route)
         return await _heartbeating(router, call)
     except SluiceError as error:
         log.warning(

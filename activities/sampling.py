@@ -1,37 +1,69 @@
-"""``sample_traffic``: send N real requests and test the served split against the weights."""
+"""``sample_traffic``: send N real requests and test the served split against the weights.
+
+The worker's policy (:mod:`activities.policy`) decides where ``verify.url`` may point. What the
+answers say goes into the history only as counts: an answer naming neither version is counted,
+never quoted, since ``match``/``header`` could otherwise read any page the worker reaches back to
+whoever started the rollout. ``match`` runs with RE2 (linear time) over at most the first
+:data:`MAX_BODY_BYTES` of each body.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import re
+import hashlib
 import time
 from collections import Counter
 
 import httpx
 import structlog
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
+from activities._excerpt import excerpt
+from activities._regex import VersionPattern
 from activities._split_test import binomial_two_sided_p_value
+from activities.errors import NotAllowed, as_application_error
+from activities.outbound import GuardedAsyncTransport
+from activities.policy import current_policy
 from workflows.models import SampleInput, SampleResult
 
-__all__ = ["classify", "judge_split", "sample_traffic"]
+__all__ = ["MAX_BODY_BYTES", "classify", "judge_split", "sample_traffic"]
 
 log = structlog.get_logger(__name__)
 _HEARTBEAT_EVERY = 25
 # Below this share of classified answers the split cannot be judged: the URL or match is wrong.
 _MIN_CLASSIFIED_SHARE = 0.5
+MAX_BODY_BYTES = 1 << 20
+"""``match`` looks at this much of a body: a version is named near the top, and a huge page
+must not hold the worker's memory."""
 
 
-def classify(response: httpx.Response, pattern: re.Pattern[str] | None, header: str | None) -> str | None:
+def classify(
+    headers: httpx.Headers, body: str, pattern: VersionPattern | None, header: str | None
+) -> str | None:
     """The version that answered, from a header or a body regex (group 1, else the match)."""
     if header is not None:
-        value = response.headers.get(header)
+        value = headers.get(header)
         return value.strip() if value else None
     assert pattern is not None
-    found = pattern.search(response.text)
-    if found is None:
-        return None
-    return found.group(1) if found.groups() else found.group(0)
+    return pattern.version(body)
+
+
+async def _body(response: httpx.Response) -> str:
+    """The first :data:`MAX_BODY_BYTES` of a streamed body, decoded."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= MAX_BODY_BYTES:
+            break
+    return b"".join(chunks)[:MAX_BODY_BYTES].decode(response.encoding or "utf-8", errors="replace")
+
+
+def _fingerprint(value: str) -> str:
+    """How the worker's log names an answer it will not quote (the log is the operator's)."""
+    return f"{excerpt(value, 40)} (sha256:{hashlib.sha256(value.encode()).hexdigest()[:12]})"
 
 
 def judge_split(
@@ -45,14 +77,18 @@ def judge_split(
     """Pure verdict over the counted answers."""
     stable = versions.pop(request.stable_value, 0)
     canary = versions.pop(request.canary_value, 0)
-    other = dict(versions)
+    other_answers = sum(versions.values())
     classified = stable + canary
-    total = classified + sum(other.values())
+    total = classified + other_answers
     samples = total + errors + unclassified
     reason = ""
     p_value = 0.0
-    if other:
-        reason = f"versions other than stable and canary answered: {other}"
+    if other_answers:
+        # counted, never quoted: the values come from whatever page verify.url reaches
+        reason = (
+            f"versions other than stable and canary answered: {other_answers} answers named "
+            f"{len(versions)} other value(s) (not recorded; the worker's log has a fingerprint)"
+        )
     elif total < max(1, _MIN_CLASSIFIED_SHARE * request.verify.samples):
         reason = (
             f"only {total} of {samples} answers named a version "
@@ -69,7 +105,8 @@ def judge_split(
         samples=samples,
         stable=stable,
         canary=canary,
-        other=other,
+        other_answers=other_answers,
+        other_versions=len(versions),
         unclassified=unclassified,
         errors=errors,
         status_codes=dict(status_codes),
@@ -86,7 +123,14 @@ def judge_split(
 async def sample_traffic(request: SampleInput) -> SampleResult:
     """Send ``verify.samples`` requests (``verify.concurrency`` at a time) and judge the split."""
     verify = request.verify
-    pattern = re.compile(verify.match) if verify.match is not None else None
+    policy = current_policy().outbound
+    try:
+        await policy.acheck("verify.url", verify.url)
+        pattern = VersionPattern(verify.match) if verify.match is not None else None
+    except NotAllowed as error:
+        raise as_application_error(error) from error
+    except ValueError as error:
+        raise ApplicationError(str(error), type="InvalidSpec", non_retryable=True) from None
     versions: Counter[str] = Counter()
     status_codes: Counter[str] = Counter()
     errors = 0
@@ -105,12 +149,13 @@ async def sample_traffic(request: SampleInput) -> SampleResult:
             except asyncio.QueueEmpty:
                 return
             try:
-                response = await client.get(verify.url)
+                async with client.stream("GET", verify.url) as response:
+                    body = await _body(response) if pattern is not None else ""
             except httpx.HTTPError:
                 errors += 1
             else:
                 status_codes[str(response.status_code)] += 1
-                version = classify(response, pattern, verify.header)
+                version = classify(response.headers, body, pattern, verify.header)
                 if version is None:
                     unclassified += 1
                 else:
@@ -123,14 +168,21 @@ async def sample_traffic(request: SampleInput) -> SampleResult:
     limits = httpx.Limits(max_connections=verify.concurrency, max_keepalive_connections=0)
     # A fresh connection per request: keep-alive would pin requests to one upstream pick in
     # proxies that balance per connection, and hide the split.
-    async with httpx.AsyncClient(timeout=timeout, limits=limits, headers=verify.headers) as client:
-        await asyncio.gather(*(worker(client) for _ in range(verify.concurrency)))
+    transport = GuardedAsyncTransport(policy, "verify.url", httpx.AsyncHTTPTransport(limits=limits))
+    try:
+        async with httpx.AsyncClient(timeout=timeout, transport=transport, headers=verify.headers) as client:
+            await asyncio.gather(*(worker(client) for _ in range(verify.concurrency)))
+    except NotAllowed as error:  # the name resolved elsewhere between the check and a request
+        raise as_application_error(error) from error
+    named = (request.stable_value, request.canary_value)
+    others = {_fingerprint(value): n for value, n in versions.items() if value not in named}
     result = judge_split(request, versions, errors, unclassified, status_codes, time.monotonic() - started)
     log.info(
         "traffic sampled",
         expected=f"{request.weights.stable}/{request.weights.canary}",
         stable=result.stable,
         canary=result.canary,
+        other=others or None,
         p_value=result.p_value,
         passed=result.passed,
         seconds=result.seconds,

@@ -39,6 +39,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.policy import WorkerPolicy
 from sluice.demo import error_ratio_query
 from sluice.stack import CANARY, STABLE, BackendProcess, DataPlane, Fault, find_binary
 from worker.main import build_worker
@@ -225,7 +226,8 @@ async def _measure(rounds: int) -> tuple[list[Outcome], float]:
         )
         try:
             task_queue = f"bench-quality-{uuid.uuid4().hex[:8]}"
-            async with build_worker(env.client, task_queue):
+            policy = WorkerPolicy(routes_dirs=(plane.envoy.routes_file.parent,))
+            async with build_worker(env.client, task_queue, policy):
                 quiet_since = time.monotonic()
                 # Kinds interleaved, so drift over the run (caches, load) hits every kind alike.
                 for round_number in range(rounds):

@@ -11,6 +11,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from tests.support.binaries import require_binary
+from tests.support.http import refuse_network
 from workflows.rollout import PHASE_SEARCH_ATTRIBUTE, SERVICE_SEARCH_ATTRIBUTE
 
 
@@ -37,3 +38,9 @@ def client(dev_env: WorkflowEnvironment) -> Client:
 def task_queue() -> str:
     """A fresh task queue per test, so workers of different tests never share work."""
     return f"test-{uuid.uuid4()}"
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Requests that reach httpx's network transports: recorded and failed, never sent."""
+    return refuse_network(monkeypatch)

@@ -18,6 +18,7 @@ from temporalio.worker import Worker
 
 from activities import ALL_ACTIVITIES
 from activities.claims import ClaimActivities
+from activities.policy import PolicyInterceptor, WorkerPolicy
 from worker.client import SearchAttributesMissing, connect, ensure_search_attributes
 from worker.logging import configure_logging
 from worker.settings import Settings, SettingsError
@@ -30,9 +31,21 @@ log = structlog.get_logger("worker")
 _HEALTH_INTERVAL_SECONDS = 5.0
 
 
-def build_worker(client: Client, task_queue: str, *, replacing: Sequence[Callable[..., Any]] = ()) -> Worker:
-    """The Worker hosting ``Rollout``, ``RouteClaim`` and every activity (the tests use this too,
-    ``replacing`` activities by others registered under the same name to inject faults)."""
+def build_worker(
+    client: Client,
+    task_queue: str,
+    policy: WorkerPolicy | None = None,
+    *,
+    replacing: Sequence[Callable[..., Any]] = (),
+) -> Worker:
+    """The Worker hosting ``Rollout``, ``RouteClaim`` and every activity (the tests use this too).
+
+    Its activities run under ``policy``: what a spec may make this worker do (default: the one
+    the environment's ``SLUICE_*`` settings describe, as ``python -m worker`` uses). ``replacing``
+    swaps activities for others registered under the same name (tests inject faults so).
+    """
+    if policy is None:
+        policy = Settings.from_env().policy()
     replaced = {activity_name(fake) for fake in replacing}
     activities = [
         a for a in [*ALL_ACTIVITIES, *ClaimActivities(client).all()] if activity_name(a) not in replaced
@@ -42,6 +55,7 @@ def build_worker(client: Client, task_queue: str, *, replacing: Sequence[Callabl
         task_queue=task_queue,
         workflows=[Rollout, RouteClaim],
         activities=[*activities, *replacing],
+        interceptors=[PolicyInterceptor(policy)],
         activity_executor=ThreadPoolExecutor(max_workers=16),
         # Activities are short; give in-flight ones time to finish on SIGTERM.
         graceful_shutdown_timeout=timedelta(seconds=20),
@@ -69,7 +83,7 @@ async def run_worker(settings: Settings) -> None:
     added = await ensure_search_attributes(client, register=settings.register_search_attributes)
     if added:
         log.info("search attributes registered", names=added)
-    worker = build_worker(client, settings.task_queue)
+    worker = build_worker(client, settings.task_queue, settings.policy())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -80,6 +94,10 @@ async def run_worker(settings: Settings) -> None:
         address=settings.address,
         namespace=settings.namespace,
         task_queue=settings.task_queue,
+        routes_dirs=[str(d) for d in settings.routes_dirs],
+        allowed_hosts=[r.pattern for r in settings.allowed_hosts] or "any but link-local/metadata",
+        secret_env=list(settings.secret_env),
+        secrets_dirs=[str(d) for d in settings.secrets_dirs],
     )
     async with worker:
         await stop.wait()

@@ -6,6 +6,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from activities.outbound import HostRule, OutboundPolicy
+from activities.policy import WorkerPolicy
+
 __all__ = ["Settings", "SettingsError"]
 
 
@@ -24,6 +27,14 @@ class Settings:
     ``TEMPORAL_API_KEY_FILE`` (a mounted Secret). ``SLUICE_LOG_FORMAT`` is ``json``,
     ``console`` or ``auto`` (console on a terminal). ``SLUICE_HEALTH_FILE``, when set, is touched
     every few seconds while the worker runs (for an exec liveness probe).
+
+    What a spec may make the worker do (:class:`~activities.policy.WorkerPolicy`):
+    ``SLUICE_ROUTES_DIRS`` (directories of routes files the envoy router may edit, separated by
+    ``os.pathsep``; unset: none), ``SLUICE_ALLOWED_HOSTS`` (comma-separated host globs and
+    CIDRs requests may go to; unset: any host but link-local and cloud metadata ones),
+    ``SLUICE_SECRET_ENV`` (comma-separated names or globs of variables ``bearerTokenEnv`` may
+    name; unset: none; never ``TEMPORAL_*``) and ``SLUICE_SECRETS_DIR`` (directories, separated
+    by ``os.pathsep``, under which ``bearerTokenFile`` may lie; unset: none).
     """
 
     address: str = "127.0.0.1:7233"
@@ -37,6 +48,22 @@ class Settings:
     log_format: str = "auto"
     health_file: Path | None = None
     register_search_attributes: bool = True
+    api_key_file: Path | None = None
+    routes_dirs: tuple[Path, ...] = ()
+    allowed_hosts: tuple[HostRule, ...] = ()
+    secret_env: tuple[str, ...] = ()
+    secrets_dirs: tuple[Path, ...] = ()
+
+    def policy(self) -> WorkerPolicy:
+        """What specs may make this worker do; its own credential files are never secrets."""
+        own = (self.api_key_file, self.tls_key, self.tls_cert)
+        return WorkerPolicy(
+            routes_dirs=self.routes_dirs,
+            outbound=OutboundPolicy(self.allowed_hosts),
+            secret_env=self.secret_env,
+            secrets_dirs=self.secrets_dirs,
+            protected_files=tuple(path for path in own if path is not None),
+        )
 
     @property
     def uses_tls(self) -> bool:
@@ -55,6 +82,21 @@ class Settings:
             if not candidate.is_file():
                 raise SettingsError(f"{name}: no such file {value!r}")
             return candidate
+
+        def directories(name: str) -> tuple[Path, ...]:
+            found = tuple(Path(part) for part in env.get(name, "").split(os.pathsep) if part.strip())
+            for directory in found:
+                if not directory.is_dir():
+                    raise SettingsError(f"{name}: no such directory {str(directory)!r}")
+            return found
+
+        def listed(name: str) -> tuple[str, ...]:
+            return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+
+        try:
+            allowed_hosts = tuple(HostRule.parse(entry) for entry in listed("SLUICE_ALLOWED_HOSTS"))
+        except ValueError as error:
+            raise SettingsError(f"SLUICE_ALLOWED_HOSTS: {error}") from None
 
         cert, key = path("TEMPORAL_TLS_CERT"), path("TEMPORAL_TLS_KEY")
         if (cert is None) != (key is None):
@@ -86,4 +128,9 @@ class Settings:
             log_format=log_format,
             health_file=Path(env["SLUICE_HEALTH_FILE"]) if env.get("SLUICE_HEALTH_FILE") else None,
             register_search_attributes=register in ("true", "1"),
+            api_key_file=key_file,
+            routes_dirs=directories("SLUICE_ROUTES_DIRS"),
+            allowed_hosts=allowed_hosts,
+            secret_env=listed("SLUICE_SECRET_ENV"),
+            secrets_dirs=directories("SLUICE_SECRETS_DIR"),
         )

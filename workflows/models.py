@@ -126,7 +126,12 @@ class SampleResult(_Model):
     stable: int
     canary: int
     other: dict[str, int] = Field(default_factory=dict)
-    """Classified answers that are neither version (a third version is serving)."""
+    """Histories written before ``other_answers`` hold the other values' counts here; now it is
+    always empty: the values come from the page ``verify.url`` reaches and are never recorded."""
+    other_answers: int = 0
+    """Classified answers that are neither version (a third version is serving, or the wrong page)."""
+    other_versions: int = 0
+    """How many distinct values those answers named (the values are in the worker's log only)."""
     unclassified: int = 0
     """Answers in which ``match``/``header`` found nothing."""
     errors: int = 0

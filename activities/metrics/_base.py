@@ -24,6 +24,8 @@ from typing import Any, Protocol
 import httpx
 
 from activities.errors import SluiceError
+from activities.outbound import GuardedAsyncTransport
+from activities.policy import current_policy
 
 __all__ = ["MetricProvider", "MetricProviderError", "RangeMetricProvider", "request"]
 
@@ -71,10 +73,18 @@ async def request(
     transport: httpx.AsyncBaseTransport | None,
     method: str,
     path: str,
+    *,
+    field: str,
     **kwargs: Any,
 ) -> httpx.Response:
     """One HTTP call to a provider; transport failures become a :class:`MetricProviderError`
-    that says ``where`` (status codes are the caller's to judge)."""
+    that says ``where`` (status codes are the caller's to judge).
+
+    Without a ``transport`` (tests give one), the request goes through the worker's outbound
+    policy; a refusal is a :class:`~activities.errors.NotAllowed` naming ``field``.
+    """
+    if transport is None:
+        transport = GuardedAsyncTransport(current_policy().outbound, field)
     try:
         async with httpx.AsyncClient(
             base_url=base_url, timeout=timeout_seconds, transport=transport

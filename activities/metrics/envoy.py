@@ -162,8 +162,11 @@ class EnvoyProvider:
         *,
         max_baseline_age_seconds: float = 300.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        field: str = "envoy",
     ) -> None:
         self.source = source
+        self.field = field
+        """Where the source is in the spec, for refusals (``analysis.metrics[0].envoy``)."""
         self.baseline = baseline
         self.max_baseline_age_seconds = max_baseline_age_seconds
         self.snapshot: EnvoySnapshot | None = None
@@ -178,6 +181,7 @@ class EnvoyProvider:
         *,
         max_baseline_age_seconds: float = 300.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        field: str = "envoy",
     ) -> EnvoyProvider:
         """A provider whose baseline is the :attr:`carried_state` of the metric's last one.
 
@@ -188,7 +192,13 @@ class EnvoyProvider:
             baseline = None if carried_state is None else EnvoySnapshot.model_validate(carried_state)
         except ValidationError:
             baseline = None
-        return cls(source, baseline, max_baseline_age_seconds=max_baseline_age_seconds, transport=transport)
+        return cls(
+            source,
+            baseline,
+            max_baseline_age_seconds=max_baseline_age_seconds,
+            transport=transport,
+            field=field,
+        )
 
     @property
     def carried_state(self) -> dict[str, Any] | None:
@@ -202,12 +212,18 @@ class EnvoyProvider:
     async def _get(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
         timeout = self.source.timeout.total_seconds()
         response = await request(
-            self._where, self.source.admin, timeout, self._transport, "GET", path, params=params
+            self._where,
+            self.source.admin,
+            timeout,
+            self._transport,
+            "GET",
+            path,
+            field=f"{self.field}.admin",
+            params=params,
         )
         if response.status_code != 200:
-            raise MetricProviderError(
-                f"{self._where}: HTTP {response.status_code} from {path}: {response.text[:200]!r}"
-            )
+            # the body is not quoted: the admin address may be any page the worker reaches
+            raise MetricProviderError(f"{self._where}: HTTP {response.status_code} from {path}")
         return response
 
     async def read(self) -> EnvoySnapshot:

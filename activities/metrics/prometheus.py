@@ -3,8 +3,9 @@
 An instant query must return one number: an empty vector is no data (None), NaN is no data (a
 ratio with no traffic: 0/0), and more than one series is an error, because guessing which series
 the user meant would judge the wrong thing. A bearer token is read at call time from the worker's
-environment variable or file that the spec names; it never appears in the spec, the history, or
-an error message.
+environment variable or file that the spec names, when the worker's policy allows that name or
+file (``SLUICE_SECRET_ENV``, ``SLUICE_SECRETS_DIR``); it never appears in the spec, the history,
+or an error message. Nor does the answer: errors quote at most a short sanitized excerpt of it.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import math
 import os
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 
+from activities._excerpt import excerpt
 from activities.metrics._base import MetricProviderError, request
+from activities.policy import WorkerPolicy, current_policy
 from workflows.analysis import PrometheusMetricSource
 
 __all__ = ["PrometheusProvider"]
@@ -36,10 +38,15 @@ class PrometheusProvider:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         environ: Mapping[str, str] | None = None,
+        policy: WorkerPolicy | None = None,
+        field: str = "prometheus",
     ) -> None:
         self.source = source
+        self.field = field
+        """Where the source is in the spec, for refusals (``analysis.metrics[0].prometheus``)."""
         self._transport = transport
         self._environ = os.environ if environ is None else environ
+        self._policy = current_policy() if policy is None else policy
 
     # -- MetricProvider --------------------------------------------------------------------
 
@@ -59,7 +66,9 @@ class PrometheusProvider:
                     f"({_labels(result)}); it must return one (aggregate it, e.g. with sum(...))"
                 )
             return _number(result[0].get("value"))
-        raise MetricProviderError(f"{self._where}: the query returned a {kind}; it must return one number")
+        raise MetricProviderError(
+            f"{self._where}: the query returned a {excerpt(kind, 20)}; it must return one number"
+        )
 
     async def is_online(self) -> bool:
         """True when Prometheus answers ``vector(1)`` with 1 (Flagger's check)."""
@@ -83,7 +92,9 @@ class PrometheusProvider:
         )
         result = data.get("result")
         if data.get("resultType") != "matrix" or not isinstance(result, list):
-            raise MetricProviderError(f"{self._where}: the range query returned a {data.get('resultType')}")
+            raise MetricProviderError(
+                f"{self._where}: the range query returned a {excerpt(data.get('resultType'), 20)}"
+            )
         if not result:
             return []
         if len(result) > 1:
@@ -103,15 +114,16 @@ class PrometheusProvider:
     def _headers(self) -> dict[str, str]:
         token: str | None = None
         if self.source.bearer_token_env is not None:
-            token = self._environ.get(self.source.bearer_token_env)
+            token = self._policy.secret_from_env(self.field, self.source.bearer_token_env, self._environ)
             if not token:
                 raise MetricProviderError(
                     f"{self._where}: bearerTokenEnv {self.source.bearer_token_env} is not set "
                     "in the worker's environment"
                 )
         elif self.source.bearer_token_file is not None:
+            path = self._policy.secret_file(self.field, self.source.bearer_token_file)
             try:
-                token = Path(self.source.bearer_token_file).read_text().strip()
+                token = path.read_text().strip()
             except OSError as error:
                 raise MetricProviderError(
                     f"{self._where}: cannot read bearerTokenFile {self.source.bearer_token_file}: "
@@ -134,6 +146,7 @@ class PrometheusProvider:
             self._transport,
             "POST",
             path,
+            field=f"{self.field}.address",
             data=form,
             headers=headers,
         )
@@ -145,14 +158,15 @@ class PrometheusProvider:
         except ValueError:
             body = None
         if not isinstance(body, dict):
+            # not quoted: the address may be any page the worker reaches
             raise MetricProviderError(
-                f"{self._where}: HTTP {response.status_code}, not a Prometheus API answer: "
-                f"{response.text[:200]!r}"
+                f"{self._where}: HTTP {response.status_code}, not a Prometheus API answer "
+                f"({len(response.content)} bytes, not quoted)"
             )
         if body.get("status") != "success":
             raise MetricProviderError(
-                f"{self._where}: HTTP {response.status_code}, {body.get('errorType', 'error')}: "
-                f"{body.get('error', 'no reason given')}"
+                f"{self._where}: HTTP {response.status_code}, {excerpt(body.get('errorType', 'error'), 30)}: "
+                f"{excerpt(body.get('error', 'no reason given'))}"
             )
         data = body.get("data")
         if not isinstance(data, dict):
@@ -163,17 +177,17 @@ class PrometheusProvider:
 def _number(sample: Any) -> float | None:
     """A ``[timestamp, "value"]`` pair's value; None for NaN (Prometheus's "no value")."""
     if not isinstance(sample, list | tuple) or len(sample) != 2:
-        raise MetricProviderError(f"unexpected sample {sample!r}")
+        raise MetricProviderError(f"unexpected sample {excerpt(sample, 40)}")
     try:
         value = float(sample[1])
     except (TypeError, ValueError):
-        raise MetricProviderError(f"unexpected sample value {sample[1]!r}") from None
+        raise MetricProviderError(f"unexpected sample value {excerpt(sample[1], 40)}") from None
     return None if math.isnan(value) else value
 
 
 def _labels(result: list[Any]) -> str:
     shown = [
-        "{" + ", ".join(f"{k}={v!r}" for k, v in sorted(series.get("metric", {}).items())) + "}"
+        excerpt("{" + ", ".join(f"{k}={v!r}" for k, v in sorted(series.get("metric", {}).items())) + "}", 60)
         for series in result[:3]
     ]
     return ", ".join(shown) + (", ..." if len(result) > 3 else "")

@@ -5,6 +5,11 @@ write goes to a temporary file in the same directory, is fsynced, then renamed o
 original. Only the weights of one route are changed; every other key, route and
 RouteConfiguration in the file stays as it was. A ``flock`` on a side file serialises
 concurrent editors of one file (several rollouts sharing one RDS file).
+
+The file must lie, symlinks resolved, under a directory the worker manages
+(``SLUICE_ROUTES_DIRS``, :meth:`activities.policy.WorkerPolicy.routes_file`), and the router edits
+that real file: a symlinked routes file stays a symlink. Errors never quote the file's content
+(a spec could name any file there), only where the problem is.
 """
 
 from __future__ import annotations
@@ -26,7 +31,17 @@ from typing import Any
 import httpx
 import yaml
 
-from activities.errors import RouteInvalid, RouteNotFound, RouteNotWritable, SluiceError, TransientError
+from activities._excerpt import excerpt
+from activities.errors import (
+    NotAllowed,
+    RouteInvalid,
+    RouteNotFound,
+    RouteNotWritable,
+    SluiceError,
+    TransientError,
+)
+from activities.outbound import GuardedTransport, OutboundPolicy
+from activities.policy import current_policy
 from workflows.models import RouteInput, RouteState, Weights
 from workflows.spec import Destination, EnvoyRouterSpec
 
@@ -41,22 +56,38 @@ _NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
 class EnvoyRouter:
     """Edits one route's ``weighted_clusters`` in an Envoy filesystem RDS file."""
 
-    def __init__(self, spec: EnvoyRouterSpec, stable: Destination, canary: Destination) -> None:
+    def __init__(
+        self,
+        spec: EnvoyRouterSpec,
+        stable: Destination,
+        canary: Destination,
+        *,
+        path: Path | None = None,
+        outbound: OutboundPolicy | None = None,
+    ) -> None:
         self.spec = spec
-        self.path = Path(spec.routes_file)
+        # The real file: writing through a symlink's target keeps the link (a rename onto the
+        # link's path would replace it with a regular file).
+        self.path = path or Path(os.path.realpath(spec.routes_file))
         self.stable = stable.host
         self.canary = canary.host
+        self._outbound = outbound or OutboundPolicy()
         self.stop_waiting = threading.Event()
         """Set when the activity is cancelled: stop waiting for Envoy to confirm a change."""
 
     @classmethod
     def for_route(cls, spec: EnvoyRouterSpec, route: RouteInput) -> EnvoyRouter:
-        """The router for a rollout's route (the entry in :data:`activities.routers.ROUTERS`)."""
-        return cls(spec, route.stable, route.canary)
+        """The router for a rollout's route (the entry in :data:`activities.routers.ROUTERS`),
+        once the worker's policy allows its routes file and admin address (before any change)."""
+        policy = current_policy()
+        path = policy.routes_file(spec.routes_file)
+        if spec.admin is not None:
+            policy.outbound.check("router.admin", spec.admin)
+        return cls(spec, route.stable, route.canary, path=path, outbound=policy.outbound)
 
     @property
     def description(self) -> str:
-        return f"envoy:{self.path}#{self.spec.route_config}"
+        return f"envoy:{Path(self.spec.routes_file)}#{self.spec.route_config}"
 
     # -- Router --------------------------------------------------------------------------
 
@@ -129,8 +160,12 @@ class EnvoyRouter:
             raise RouteInvalid(f"{self.description}: cannot read {self.path}: {exc}") from None
         try:
             document = json.loads(text) if self.path.suffix == ".json" else yaml.safe_load(text)
-        except (yaml.YAMLError, json.JSONDecodeError) as exc:
-            raise RouteInvalid(f"{self.description}: {self.path} is not valid YAML/JSON: {exc}") from None
+        except json.JSONDecodeError as exc:
+            raise RouteInvalid(self._unparsable("JSON", exc.lineno, exc.colno)) from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line, column = (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
+            raise RouteInvalid(self._unparsable("YAML", line, column)) from None
         # YAML anchors load as one shared object: copy them apart, or editing one route's
         # weights would also edit every route that aliases it.
         document = _unshared(document)
@@ -139,6 +174,11 @@ class EnvoyRouter:
                 f"{self.description}: {self.path} is not an RDS file (no top-level resources: list)"
             )
         return document
+
+    def _unparsable(self, kind: str, line: int | None, column: int | None) -> str:
+        where = f" at line {line}, column {column}" if line is not None else ""
+        # the parser's message quotes the offending line: a spec can name any file, so not here
+        return f"{self.description}: {self.spec.routes_file} is not valid {kind}{where}"
 
     def _edit(self, change: Any) -> RouteState:
         with self._locked():
@@ -190,15 +230,16 @@ class EnvoyRouter:
             if isinstance(r, dict) and r.get("name") == self.spec.route_config
         ]
         if not configs:
-            names = [r.get("name") for r in document["resources"] if isinstance(r, dict)]
+            names = [excerpt(r.get("name"), 40) for r in document["resources"] if isinstance(r, dict)]
             raise RouteNotFound(
                 f"{self.description}: no RouteConfiguration named {self.spec.route_config!r} "
-                f"in {self.path} (found {names})"
+                f"in {self.spec.routes_file} (found {names[:5]})"
             )
         config = configs[0]
         if config.get("@type", _ROUTE_CONFIG_TYPE) != _ROUTE_CONFIG_TYPE:
             raise RouteInvalid(
-                f"{self.description}: resource is a {config.get('@type')}, not a RouteConfiguration"
+                f"{self.description}: resource is a {excerpt(config.get('@type'), 60)}, "
+                "not a RouteConfiguration"
             )
         hosts = config.get("virtual_hosts") or []
         if self.spec.virtual_host is not None:
@@ -251,19 +292,22 @@ class EnvoyRouter:
         deadline = time.monotonic() + _APPLY_TIMEOUT_SECONDS
         delay = 0.002
         seen: object = "(unreachable)"
-        with httpx.Client(timeout=2.0) as client:
+        transport = GuardedTransport(self._outbound, "router.admin")
+        with httpx.Client(timeout=2.0, transport=transport) as client:
             while True:
                 try:
                     served = _served_route_config(client.get(url).json(), self.spec.route_config)
                     seen = "(no such route config)" if served is None else self._served_weights(served)
                     if seen == wanted:
                         return
+                except NotAllowed:
+                    raise
                 except (httpx.HTTPError, ValueError, SluiceError):
                     pass
                 if time.monotonic() > deadline:
                     raise TransientError(
-                        f"{self.description}: Envoy at {self.spec.admin} still serves {seen} "
-                        f"on {self.spec.route_config}, not {wanted}"
+                        f"{self.description}: Envoy at {self.spec.admin} still serves "
+                        f"{excerpt(seen, 120)} on {self.spec.route_config}, not {wanted}"
                     )
                 if self.stop_waiting.wait(delay):  # Envoy applies a renamed file within milliseconds
                     raise TransientError(f"{self.description}: stopped waiting for Envoy (cancelled)")

@@ -69,8 +69,7 @@ class LocalStack:
     def __post_init__(self) -> None:
         self.state_dir = self.state_dir.resolve()
         self.temporal = TemporalDevServer(self.state_dir, self.ports.temporal, self.ports.temporal_ui)
-        self.worker = WorkerProcess(self.state_dir, self.temporal.address, self.task_queue, cwd=Path.cwd())
-        # Last, as the backends bind their ports now (the plane lets them go if a binary is missing).
+        # The backends bind their ports now (the plane lets them go if a binary is missing).
         self.stable = Backend(self.stable_name, self.ports.stable_backend)
         self.canary = Backend(self.canary_name, self.ports.canary_backend)
         self.plane = DataPlane(
@@ -80,6 +79,24 @@ class LocalStack:
             admin_port=self.ports.envoy_admin,
             with_prometheus=self.with_prometheus,
             load_per_second=self.load_per_second,
+        )
+        self.worker = self.new_worker()
+
+    @property
+    def worker_env(self) -> dict[str, str]:
+        """What the stack's worker needs beyond the defaults: the directory of Envoy's routes
+        file is the one routes directory it manages."""
+        return {"SLUICE_ROUTES_DIRS": str(self.envoy.routes_file.parent)}
+
+    def new_worker(self, log_name: str = "worker.log") -> WorkerProcess:
+        """A ``python -m worker`` for this stack (not started)."""
+        return WorkerProcess(
+            self.state_dir,
+            self.temporal.address,
+            self.task_queue,
+            cwd=Path.cwd(),
+            extra_env=self.worker_env,
+            log_name=log_name,
         )
 
     @property

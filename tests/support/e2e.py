@@ -284,9 +284,7 @@ async def measure_approve_to_served(
 
 def replace_worker(stack: LocalStack, name: str) -> WorkerProcess:
     """Start a fresh ``python -m worker`` (after the old one was killed); the stack stops it."""
-    worker = WorkerProcess(
-        stack.state_dir, stack.temporal.address, stack.task_queue, cwd=Path.cwd(), log_name=f"{name}.log"
-    )
+    worker = stack.new_worker(log_name=f"{name}.log")
     stack.started.append(worker)  # stopped with the stack even if its start fails
     worker.start()
     stack.worker = worker

@@ -17,6 +17,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
+from activities.policy import WorkerPolicy
 from activities.routers.dry_run import DryRunRouter
 from tests.support.rollouts import dry_run_spec, failure_of, start_rollout, wait_for_status
 from worker.main import build_worker
@@ -313,16 +314,17 @@ async def test_non_retryable_activity_error_mid_rollout_rolls_back(client: Clien
 
 
 async def test_missing_route_fails_without_touching_traffic(
-    client: Client, task_queue: str, worker: Worker, tmp_path: Any
+    client: Client, task_queue: str, tmp_path: Any
 ) -> None:
     spec = dry_run_spec(
         router={"kind": "envoy", "routesFile": str(tmp_path / "missing.yaml"), "routeConfig": "reviews"}
     )
-    handle = await start_rollout(client, task_queue, spec)
-    error = await failure_of(handle)
+    async with build_worker(client, task_queue, WorkerPolicy(routes_dirs=(tmp_path,))):
+        handle = await start_rollout(client, task_queue, spec)
+        error = await failure_of(handle)
+        assert (await handle.query("status"))["phase"] == "Failed"
     assert error.type == "RouteNotFound" and "missing.yaml" in error.message
     assert "no traffic had been changed" in error.message
-    assert (await handle.query("status"))["phase"] == "Failed"
 
 
 async def test_pause_at_a_gate_shows_at_once_and_resume_restores_the_wait(

@@ -13,6 +13,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.policy import WorkerPolicy
 from sluice.stack import CANARY, DataPlane, Fault, sample_versions
 from tests.support.binaries import require_binary
 from tests.support.rollouts import failure_of, start_rollout, wait_for_status
@@ -72,8 +73,9 @@ def plane(tmp_path: Path) -> Iterator[Plane]:
 
 
 @pytest.fixture
-async def worker(client: Client, task_queue: str) -> AsyncIterator[Worker]:
-    async with build_worker(client, task_queue) as running:
+async def worker(client: Client, task_queue: str, tmp_path: Path) -> AsyncIterator[Worker]:
+    # the plane's routes file lies under tmp_path
+    async with build_worker(client, task_queue, WorkerPolicy(routes_dirs=(tmp_path,))) as running:
         yield running
 
 

@@ -14,6 +14,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 
+from activities.policy import WorkerPolicy, using_policy
 from activities.routes import set_weights
 from sluice.stack import CANARY, STABLE, DataPlane, sample_versions
 from tests.support.binaries import require_binary
@@ -48,6 +49,11 @@ def envoy_spec(plane: DataPlane, steps: list[dict[str, Any]], **extra: Any) -> d
     }
 
 
+def managing(plane: DataPlane) -> WorkerPolicy:
+    """The worker's policy for this plane: it may edit the plane's RDS directory."""
+    return WorkerPolicy(routes_dirs=(plane.envoy.routes_file.parent,))
+
+
 def weights(plane: DataPlane) -> dict[str, int]:
     return rds_weights(plane.envoy.routes_file)
 
@@ -58,7 +64,7 @@ async def test_canary_down_during_verification_fails_it_and_restores_stable(
     plane.backend(CANARY).stop()
     verify = {"url": plane.url, "header": "x-version", "samples": 100, "alpha": 1e-6}
     spec = envoy_spec(plane, [{"setWeight": 50}, {"approval": {}}], verify=verify)
-    async with build_worker(client, task_queue):
+    async with build_worker(client, task_queue, managing(plane)):
         handle = await start_rollout(client, task_queue, spec)
         error = await asyncio.wait_for(failure_of(handle), timeout=60)
         status = await handle.query("status")
@@ -74,7 +80,7 @@ async def test_a_route_made_read_only_fails_typed_and_the_rollback_waits_until_i
 ) -> None:
     routes_dir = plane.envoy.routes_file.parent
     spec = envoy_spec(plane, [{"setWeight": 20}, {"approval": {}}, {"setWeight": 60}])
-    async with build_worker(client, task_queue):
+    async with build_worker(client, task_queue, managing(plane)):
         handle = await start_rollout(client, task_queue, spec)
         await wait_for_status(handle, lambda s: s["phase"] == "WaitingForApproval")
         subprocess.run(["chattr", "+i", str(routes_dir)], check=True)  # immutable: even root may not write
@@ -108,6 +114,7 @@ async def test_a_retried_change_that_finds_its_own_target_succeeds(plane: DataPl
         expected=Weights(stable=100, canary=0),
     )
     env = ActivityEnvironment()
-    await env.run(set_weights, change)  # the first attempt lands
-    again = await env.run(set_weights, change)  # its retry
+    with using_policy(managing(plane)):
+        await env.run(set_weights, change)  # the first attempt lands
+        again = await env.run(set_weights, change)  # its retry
     assert (again.stable, again.canary) == (70, 30) and weights(plane) == {STABLE: 70, CANARY: 30}

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from activities.metrics import MetricProviderError, PrometheusProvider, build_provider
+from activities.policy import WorkerPolicy, using_policy
 from sluice.stack import DataPlane, PrometheusServer
 from tests.support.planes import metrics_plane
 from workflows.analysis import PrometheusMetricSource
@@ -108,6 +109,14 @@ async def test_range_query_returns_one_series(stack: Stack) -> None:
 
 
 async def test_bearer_token_from_env_or_file(
+    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the worker lets specs name this variable and the files in tmp_path
+    with using_policy(WorkerPolicy(secret_env=("SLUICE_TEST_*",), secrets_dirs=(tmp_path,))):
+        await _bearer_token_from_env_or_file(stack, tmp_path, monkeypatch)
+
+
+async def _bearer_token_from_env_or_file(
     stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[str | None] = []

@@ -25,6 +25,7 @@ from scipy.stats import binomtest
 
 import activities.routers.envoy as envoy_module
 from activities.errors import RouteInvalid, RouteNotFound, TransientError
+from activities.policy import WorkerPolicy, using_policy
 from activities.routers import EnvoyRouter, build_router
 from sluice.stack import CANARY, STABLE, Backend, DataPlane, EnvoyProxy, free_port
 from tests.support.binaries import require_binary
@@ -384,14 +385,14 @@ resources:
 
 
 def test_build_router_picks_envoy(rds: Path) -> None:
-    built = build_router(
-        RouteInput(
-            router=EnvoyRouterSpec(kind="envoy", routes_file=str(rds), route_config="reviews"),
-            namespace="default",
-            stable=V1,
-            canary=V2,
-        )
+    route = RouteInput(
+        router=EnvoyRouterSpec(kind="envoy", routes_file=str(rds), route_config="reviews"),
+        namespace="default",
+        stable=V1,
+        canary=V2,
     )
+    with using_policy(WorkerPolicy(routes_dirs=(rds.parent,))):
+        built = build_router(route)
     assert isinstance(built, EnvoyRouter)
     dry = build_router(
         RouteInput(router=DryRunRouterSpec(kind="dryRun"), namespace="d", stable=V1, canary=V2)
@@ -443,8 +444,13 @@ def test_not_an_rds_file(tmp_path: Path) -> None:
     with pytest.raises(RouteInvalid, match="not an RDS file"):
         router(path).get_routes()
     path.write_text("resources: [unclosed\n")
-    with pytest.raises(RouteInvalid, match="not valid YAML/JSON"):
+    with pytest.raises(RouteInvalid, match="not valid YAML at line 2, column 1"):
         router(path).get_routes()
+    json_path = tmp_path / "routes.json"
+    json_path.write_text('{"resources": [\n  "api-key-1234567890abcdef" oops]}')
+    with pytest.raises(RouteInvalid, match="not valid JSON at line 2, column 30") as error:
+        router(json_path).get_routes()
+    assert "api-key" not in str(error.value)  # where the problem is, never the content
 
 
 def test_third_cluster_is_refused_and_file_untouched(rds: Path) -> None:

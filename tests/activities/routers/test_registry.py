@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import pytest
 
 from activities.errors import RouteInvalid
+from activities.policy import WorkerPolicy, using_policy
 from activities.routers import ROUTERS, DryRunRouter, EnvoyRouter, build_router
 from workflows.models import RouteInput
 from workflows.spec import ROUTER_SPECS, Destination, DryRunRouterSpec, EnvoyRouterSpec, RouterSpecBase
@@ -21,7 +23,8 @@ def test_every_router_kind_of_the_spec_is_registered() -> None:
 
 def test_build_router_picks_the_kind_of_the_spec() -> None:
     envoy = EnvoyRouterSpec(kind="envoy", routes_file="/tmp/rds.yaml", route_config="reviews")
-    built = build_router(RouteInput(router=envoy, namespace="d", stable=V1, canary=V2))
+    with using_policy(WorkerPolicy(routes_dirs=(Path("/tmp"),))):
+        built = build_router(RouteInput(router=envoy, namespace="d", stable=V1, canary=V2))
     assert isinstance(built, EnvoyRouter) and built.spec == envoy
     dry = build_router(
         RouteInput(router=DryRunRouterSpec(kind="dryRun"), namespace="d", service="s", stable=V1, canary=V2)
