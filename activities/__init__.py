@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from activities.analysis import measure_metrics
+from activities.readiness import canary_ready
 from activities.routes import read_route, remove_old_route, set_weights
 from activities.sampling import sample_traffic
 from activities.search_attributes import search_attributes_registered
@@ -13,6 +14,7 @@ from activities.workloads import retire_old_workload
 
 __all__ = [
     "ALL_ACTIVITIES",
+    "canary_ready",
     "measure_metrics",
     "read_route",
     "remove_old_route",
@@ -30,4 +32,5 @@ ALL_ACTIVITIES: list[Callable[..., Any]] = [
     search_attributes_registered,
     retire_old_workload,
     measure_metrics,
+    canary_ready,
 ]

@@ -43,6 +43,8 @@ class RolloutState(_Model):
     abort: AbortInput | None = None
     analysis_state: AnalysisState = Field(default_factory=AnalysisState)
     analysis_started: bool = False
+    canary_ready: bool = False
+    """The canary proved it can serve before its first traffic (asked once)."""
     route_claim: str | None = None
     """The workflow id of this rollout's ``RouteClaim`` while it owns its route."""
     holding: bool = False
@@ -118,8 +120,8 @@ def derive_phase(state: RolloutState) -> str:
     waiting = state.status.waiting_for
     if state.stage in TERMINAL_PHASES or state.stage == "RollingBack" or waiting is None:
         return state.stage
-    if waiting.kind == "route":
-        return state.stage  # not started yet: waiting for another rollout to free the route
+    if waiting.kind in ("route", "ready"):
+        return state.stage  # waiting for the route to be free or the canary to be ready
     if waiting.kind == "resume":
         return "Paused"
     if state.status.pause_conditions and not state.pause_hidden:

@@ -24,6 +24,7 @@ __all__ = [
     "OldWorkload",
     "PauseInput",
     "PromoteInput",
+    "Readiness",
     "RemoveOldInput",
     "ResumeInput",
     "RetireResult",
@@ -91,6 +92,13 @@ class OldWorkload(RetireResult):
 
     error: str | None = None
     error_type: str | None = None
+
+
+class Readiness(_Model):
+    """What ``canary_ready`` found: can the canary serve yet, and what it waits for if not."""
+
+    ready: bool
+    reason: str = ""
 
 
 class RouteState(_Model):

@@ -13,6 +13,7 @@ from typing import Annotated, ClassVar, Literal, get_args
 from pydantic import Field
 
 from workflows._base import _SpecModel
+from workflows._durations import Duration
 from workflows._fields import DnsName, HttpUrl
 
 __all__ = [
@@ -40,6 +41,11 @@ class Destination(_SpecModel):
     host: str = Field(min_length=1)
     subset: str | None = None
     port: int | None = Field(default=None, ge=1, le=65535)
+    deployment: DnsName | None = None
+    """Canary, Kubernetes routers: the Deployment that must be Available, its pods updated,
+    before the canary gets its first traffic."""
+    ready_timeout: Duration | None = None
+    """Canary: how long to wait for it to be ready before giving up (``CanaryNotReady``)."""
 
     def label(self) -> str:
         """A short human name: ``reviews-v2`` or ``reviews/v2``."""

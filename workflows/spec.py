@@ -191,6 +191,33 @@ class RolloutSpec(_SpecModel):
     """When another running rollout owns the route: fail at once (``RouteBusy``, no traffic
     touched) or wait until it is free."""
 
+    def checks_canary_readiness(self) -> bool:
+        """Whether the canary must prove it can serve before its first traffic: its Deployment
+        (Kubernetes routers, ``canary.deployment``) or its Envoy cluster's health (``router.admin``)."""
+        if self.canary.deployment is not None:
+            return True
+        return isinstance(self.router, EnvoyRouterSpec) and self.router.admin is not None
+
+    def _readiness_problems(self) -> list[str]:
+        problems = [
+            f"stable.{key}: only the canary is checked for readiness"
+            for key, value in (
+                ("deployment", self.stable.deployment),
+                ("readyTimeout", self.stable.ready_timeout),
+            )
+            if value is not None
+        ]
+        if self.canary.deployment is not None and not self.router.traits.kubernetes:
+            problems.append(
+                f"canary.deployment: only the {kinds_with('kubernetes')} router checks a Deployment "
+                "(envoy checks its canary cluster's health through router.admin)"
+            )
+        elif self.canary.ready_timeout is not None and not self.checks_canary_readiness():
+            problems.append(
+                "canary.readyTimeout: nothing to wait for (set canary.deployment, or router.admin for envoy)"
+            )
+        return problems
+
     def route_identity(self) -> str:
         """The route this rollout drives, as ownership knows it (``envoy:/path#reviews//``)."""
         return self.router.route_identity(self.namespace, self.service)
@@ -207,6 +234,7 @@ class RolloutSpec(_SpecModel):
                 problems.append(f"{role}.subset: only the {kinds_with('subsets')} router has subsets")
             if dest.port is not None and not traits.ports:
                 problems.append(f"{role}.port: only the {kinds_with('ports')} router takes a port")
+        problems.extend(self._readiness_problems())
         if not self.steps:
             problems.append("steps: needs at least one step (omit it for the default plan)")
         for index, step in enumerate(self.steps):

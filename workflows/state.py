@@ -74,7 +74,7 @@ class StepView(_Model):
 class WaitingFor(_Model):
     """What the rollout waits for right now, and until when (None: no deadline)."""
 
-    kind: Literal["approval", "resume", "bake", "route"]
+    kind: Literal["approval", "resume", "bake", "route", "ready"]
     step: int
     since: datetime
     until: datetime | None = None

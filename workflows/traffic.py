@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         SetWeightsInput,
         Weights,
     )
+    from workflows.readiness import CanaryReadiness
     from workflows.spec import RemoveOldStep, RolloutSpec
     from workflows.state import VerificationRecord
     from workflows.waits import Waits
@@ -61,6 +62,7 @@ class Traffic:
     ) -> None:
         self.spec, self.state, self.events, self.waits = spec, state, events, waits
         self.on_shifted = on_shifted
+        self.readiness = CanaryReadiness(spec, state, events, waits)
 
     def route_input(self, model: type[Input], **extra: object) -> Input:
         """The activity input naming this rollout's route and destinations."""
@@ -85,6 +87,8 @@ class Traffic:
         self.state.stage = "Progressing"
         self.state.status.waiting_for = None
         self.events.publish()
+        if weights.canary > 0:
+            await self.readiness.wait(step, self.route_input(RouteInput))
         self.state.traffic_touched = True
         route = await self._change_route(
             step,

@@ -9,7 +9,7 @@ version Envoy serves.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +43,8 @@ def _socket(port: int) -> dict[str, Any]:
     return {"socket_address": {"address": LOOPBACK, "port_value": port}}
 
 
-def _cluster(name: str, port: int) -> dict[str, Any]:
-    return {
+def _cluster(name: str, port: int, health_checked: bool = False) -> dict[str, Any]:
+    cluster: dict[str, Any] = {
         "name": name,
         "type": "STATIC",
         "connect_timeout": "1s",
@@ -53,12 +53,34 @@ def _cluster(name: str, port: int) -> dict[str, Any]:
             "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _socket(port)}}]}],
         },
     }
+    if health_checked:
+        # Active checks of the backend's /_health (not counted as its requests): a host starts
+        # unhealthy until its first check passes, as a canary whose pods are not ready yet.
+        cluster["health_checks"] = [
+            {
+                "timeout": "0.5s",
+                "interval": "0.5s",
+                # Envoy checks a cluster that has had no traffic yet only every 60s by default.
+                "no_traffic_interval": "0.5s",
+                "unhealthy_threshold": 1,
+                "healthy_threshold": 1,
+                # A fresh connection per check: a stopped backend's open connections may linger.
+                "reuse_connection": False,
+                "http_health_check": {"path": "/_health"},
+            }
+        ]
+    return cluster
 
 
 def envoy_bootstrap(
-    listener_port: int, admin_port: int, clusters: Mapping[str, int], routes_file: Path
+    listener_port: int,
+    admin_port: int,
+    clusters: Mapping[str, int],
+    routes_file: Path,
+    health_checked: Collection[str] = (),
 ) -> dict[str, Any]:
-    """Envoy's bootstrap: a listener routed by the RDS file, a cluster per ``name -> port``."""
+    """Envoy's bootstrap: a listener routed by the RDS file, a cluster per ``name -> port``
+    (actively health-checked for the names in ``health_checked``)."""
     connection_manager = {
         "@type": _HCM_TYPE,
         "stat_prefix": ROUTE_CONFIG_NAME,
@@ -99,7 +121,7 @@ def envoy_bootstrap(
                     ],
                 }
             ],
-            "clusters": [_cluster(name, port) for name, port in clusters.items()],
+            "clusters": [_cluster(name, port, name in health_checked) for name, port in clusters.items()],
         },
     }
 
@@ -162,8 +184,14 @@ class EnvoyProxy(ManagedProcess):
     """
 
     def __init__(
-        self, state_dir: Path, listener_port: int, admin_port: int, clusters: Mapping[str, int]
+        self,
+        state_dir: Path,
+        listener_port: int,
+        admin_port: int,
+        clusters: Mapping[str, int],
+        health_checked: Collection[str] = (),
     ) -> None:
+        self.health_checked = tuple(health_checked)
         self.listener_port = listener_port
         self.admin_port = admin_port
         self.clusters = dict(clusters)
@@ -190,7 +218,9 @@ class EnvoyProxy(ManagedProcess):
 
     def prepare(self) -> None:
         """Write the bootstrap."""
-        bootstrap = envoy_bootstrap(self.listener_port, self.admin_port, self.clusters, self.routes_file)
+        bootstrap = envoy_bootstrap(
+            self.listener_port, self.admin_port, self.clusters, self.routes_file, self.health_checked
+        )
         self.config_dir.mkdir(parents=True, exist_ok=True)
         self.bootstrap_file.write_text(yaml.safe_dump(bootstrap, sort_keys=False))
 

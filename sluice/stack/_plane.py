@@ -52,6 +52,7 @@ class DataPlane:
         prefix_routes: bool = False,
         with_prometheus: bool = False,
         load_per_second: float = 0.0,
+        health_checked: Sequence[str] = (),
     ) -> None:
         upstreams = list(backends) if backends is not None else [Backend(STABLE), Backend(CANARY)]
         self.backends = {backend.name: backend for backend in upstreams}
@@ -63,6 +64,7 @@ class DataPlane:
                 listener_port or free_port(),
                 admin_port or free_port(),
                 {backend.name: backend.port for backend in upstreams},
+                health_checked,
             )
             self._prometheus = PrometheusServer.for_envoy(state_dir, self.envoy) if with_prometheus else None
         except StackError:
