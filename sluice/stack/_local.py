@@ -8,6 +8,7 @@ file (so a restart resumes rollouts), Envoy's bootstrap and RDS file, and each p
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Self
@@ -132,7 +133,10 @@ class LocalStack:
         """Resetting the route while a rollout (kept in the dev server's database) owns it would
         move traffic under it without a word: refuse, naming the owner."""
         spec = validate_spec(self.spec_for())
-        owner = asyncio.run(_running_owner(self.temporal.address, route_claim_id(spec.route_identity())))
+        claim_id = route_claim_id(spec.route_identity())
+        # In a thread of its own: the demo starts the stack from inside its event loop.
+        with ThreadPoolExecutor(max_workers=1) as thread:
+            owner = thread.submit(asyncio.run, _running_owner(self.temporal.address, claim_id)).result()
         if owner is not None:
             raise StackError(
                 f"rollout {owner} is running on {self.envoy.routes_file}; resetting the route would move "
