@@ -78,7 +78,13 @@ class Traffic:
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=ROUTE_RETRY,
         )
+        self._note_warnings(state)
         return state
+
+    def _note_warnings(self, route: RouteState) -> None:
+        """Keep what the router warned about (a mirror to the canary) in ``status.warnings``."""
+        known = self.state.status.warnings
+        known.extend([w for w in dict.fromkeys(route.warnings) if w not in known])
 
     async def shift(self, step: int, weights: Weights) -> None:
         """Set the route to ``weights``, then verify the served split."""
@@ -116,6 +122,7 @@ class Traffic:
                     # Waiting for a cancelled change to finish keeps it from landing after a rollback.
                     cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                 )
+                self._note_warnings(state)
                 return state
             except ActivityError as error:
                 if cause_type(error) != "RouteDrifted":
