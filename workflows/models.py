@@ -55,6 +55,9 @@ class RouteInput(_Model):
     canary: Destination
     service: str = ""
     rollout_id: str = ""
+    selected: int | None = None
+    """The rule / http route step 0 found for a spec that names none (its index): later calls
+    keep to it, so the rollout's own removeOld cannot make another list look like the route."""
 
 
 class SetWeightsInput(RouteInput):
@@ -108,6 +111,8 @@ class RouteState(_Model):
     warnings: list[str] = Field(default_factory=list)
     """What the router noticed but did not refuse (a mirror to the canary); recorded in
     ``status.warnings``. Empty in histories from before it existed."""
+    selected: int | None = None
+    """Which rule / http route the router chose because the spec named none (its index)."""
 
     def weights(self) -> Weights:
         """The two destinations' weights, an absent destination counting as 0."""

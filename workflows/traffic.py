@@ -64,10 +64,11 @@ class Traffic:
 
     def route_input(self, model: type[Input], **extra: object) -> Input:
         """The activity input naming this rollout's route and destinations."""
-        spec = self.spec
+        spec, original = self.spec, self.state.status.original_route
         return model(
             router=spec.router, namespace=spec.namespace, service=spec.service, stable=spec.stable,
-            canary=spec.canary, rollout_id=workflow.info().workflow_id, **extra,
+            canary=spec.canary, rollout_id=workflow.info().workflow_id,
+            selected=original.selected if original else None, **extra,
         )  # fmt: skip
 
     async def read(self) -> RouteState:

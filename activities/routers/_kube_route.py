@@ -54,18 +54,22 @@ class KubernetesRoute(ABC, Generic[SpecT]):
         stable: Destination,
         canary: Destination,
         api: client.ApiClient | None = None,
+        selected: int | None = None,
     ) -> None:
         self.spec = spec
         self.namespace = namespace
         self.stable = stable
         self.canary = canary
+        self.selected = selected
+        """The list step 0 chose by default (:attr:`RouteInput.selected`), kept from then on."""
+        self._chosen: int | None = None
         self._api = api or api_client()
         self.object = CustomObject(self.object_kind, namespace, self.object_name, self._api)
 
     @classmethod
     def for_route(cls, spec: SpecT, route: RouteInput) -> Self:
         """The router for a rollout's route (the entry in :data:`activities.routers.ROUTERS`)."""
-        return cls(spec, route.namespace, route.stable, route.canary)
+        return cls(spec, route.namespace, route.stable, route.canary, selected=route.selected)
 
     # -- what a kind says ------------------------------------------------------------------
 
@@ -80,10 +84,9 @@ class KubernetesRoute(ABC, Generic[SpecT]):
         """``kind:namespace/name#list``, for messages and :class:`RouteState`."""
 
     @abstractmethod
-    def _lists(self, obj: dict[str, Any], *, strict: bool) -> list[WeightedList]:
+    def _lists(self, obj: dict[str, Any]) -> list[WeightedList]:
         """The lists inside ``obj`` to edit in place (created empty when absent): the first is
-        the one whose weights are read, the others follow its weights. ``strict``: refuse to
-        guess among several candidate lists even where they all read the same (a write)."""
+        the one whose weights are read, the others follow its weights."""
 
     @abstractmethod
     def _matches(self, entry: dict[str, Any], dest: Destination) -> bool:
@@ -131,7 +134,7 @@ class KubernetesRoute(ABC, Generic[SpecT]):
         self._check_destinations([self.stable, self.canary])
 
         def change(obj: dict[str, Any]) -> None:
-            lists = self._lists(obj, strict=True)
+            lists = self._lists(obj)
             for weighted in lists:
                 self._refuse_others(weighted)
             for weighted in lists:
@@ -155,7 +158,7 @@ class KubernetesRoute(ABC, Generic[SpecT]):
         self._check_destinations([self.canary])
 
         def change(obj: dict[str, Any]) -> None:
-            lists = self._lists(obj, strict=False)
+            lists = self._lists(obj)
             for weighted in lists:
                 self._refuse_others(weighted)
             for weighted in lists:
@@ -172,7 +175,7 @@ class KubernetesRoute(ABC, Generic[SpecT]):
     # -- reading the lists -----------------------------------------------------------------
 
     def _state(self, obj: dict[str, Any]) -> RouteState:
-        chosen = self._lists(obj, strict=False)[0]
+        chosen = self._lists(obj)[0]
         stable = canary = None
         for entry, weight in zip(chosen.entries, self._entry_weights(chosen.entries), strict=True):
             if self._matches(entry, self.stable):
@@ -186,6 +189,7 @@ class KubernetesRoute(ABC, Generic[SpecT]):
             version=str((obj.get("metadata") or {}).get("resourceVersion", "")),
             description=self.description,
             warnings=self._warnings(chosen),
+            selected=self._chosen,
         )
 
     def _find(self, entries: list[dict[str, Any]], dest: Destination) -> dict[str, Any] | None:
@@ -214,15 +218,19 @@ class KubernetesRoute(ABC, Generic[SpecT]):
                 "split sluicegate does not own (other destinations may stay on it at weight 0)"
             )
 
-    def _default_index(
-        self, lists: Sequence[list[dict[str, Any]]], noun: str, key: str, *, strict: bool
-    ) -> int:
+    def _default_index(self, lists: Sequence[list[dict[str, Any]]], noun: str, key: str) -> int:
         """Which of ``lists`` the rollout shifts when the spec does not say: the one naming both
-        stable and canary, else the one naming the stable, else the one naming the canary (a
-        route after removeOld), else the only one. Several at the first level that has any is
-        refused (sluicegate shifts one list; guessing could shift the wrong traffic), except
-        when reading a route after removeOld whose candidates all send 100% to the canary."""
+        stable and canary, else the one naming the stable, else the one naming the canary, else
+        the only one. Several at the first level that has any is refused: sluicegate shifts one
+        list, and guessing could shift the wrong traffic.
 
+        Once step 0 chose, later calls keep its choice (:attr:`selected`) while that list still
+        names stable or canary: after removeOld a rule sending only to the old stable (a path
+        the rollout did not shift) would otherwise look like the route."""
+        self._chosen = self._choose(lists, noun, key)
+        return self._chosen
+
+    def _choose(self, lists: Sequence[list[dict[str, Any]]], noun: str, key: str) -> int:
         def naming(*dests: Destination) -> list[int]:
             return [
                 index
@@ -230,19 +238,18 @@ class KubernetesRoute(ABC, Generic[SpecT]):
                 if all(any(self._names(e, dest) for e in entries) for dest in dests)
             ]
 
+        if self.selected is not None and self.selected in naming(self.stable) + naming(self.canary):
+            return self.selected
         stable, canary = self.stable.label(), self.canary.label()
         levels = [
             (f"{stable} and {canary}", naming(self.stable, self.canary)),
             (stable, naming(self.stable)),
             (canary, naming(self.canary)),
         ]
-        for level, (what, found) in enumerate(levels):
+        for what, found in levels:
             if len(found) == 1:
                 return found[0]
             if len(found) > 1:
-                done = all(self._share(lists[i], self.canary) == 100 for i in found)
-                if level == 2 and done and not strict:
-                    return found[0]  # every one reads 100% canary alone: any answers the same
                 raise RouteInvalid(
                     f"{self.description}: {noun}s {', '.join(map(str, found))} all route to {what}; "
                     f"sluicegate shifts one {noun}: set router.{key} to the one to shift"

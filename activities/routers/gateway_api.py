@@ -50,12 +50,12 @@ class GatewayApiRouter(KubernetesRoute[GatewayApiRouterSpec]):
 
     # -- navigation ---------------------------------------------------------------------------
 
-    def _lists(self, obj: dict[str, Any], *, strict: bool) -> list[WeightedList]:
+    def _lists(self, obj: dict[str, Any]) -> list[WeightedList]:
         rules = (obj.get("spec") or {}).get("rules")
         if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
             rules = []
         if self.spec.rule is None:
-            index = self._default_index([_refs(rule) for rule in rules], "rule", "rule", strict=strict)
+            index = self._default_index([_refs(rule) for rule in rules], "rule", "rule")
         elif self.spec.rule < len(rules):
             index = self.spec.rule
         else:

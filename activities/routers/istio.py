@@ -57,7 +57,7 @@ class IstioRouter(KubernetesRoute[IstioRouterSpec]):
 
     # -- navigation ---------------------------------------------------------------------------
 
-    def _lists(self, obj: dict[str, Any], *, strict: bool) -> list[WeightedList]:
+    def _lists(self, obj: dict[str, Any]) -> list[WeightedList]:
         spec = obj.get("spec") or {}
         routes = spec.get("http")
         if not isinstance(routes, list) or not routes or not all(isinstance(r, dict) for r in routes):
@@ -65,7 +65,7 @@ class IstioRouter(KubernetesRoute[IstioRouterSpec]):
                 f"{self.description}: the VirtualService has no http routes "
                 "(sluicegate shifts HTTP weights only)"
             )
-        index = self._http_index(routes, strict=strict)
+        index = self._http_index(routes)
         self._index = index
         chosen = routes[index]
         if "delegate" in chosen or "redirect" in chosen or "directResponse" in chosen:
@@ -84,7 +84,7 @@ class IstioRouter(KubernetesRoute[IstioRouterSpec]):
                 lists.append(WeightedList(where, self._route_list(tls, where), tls))
         return lists
 
-    def _http_index(self, routes: list[dict[str, Any]], *, strict: bool) -> int:
+    def _http_index(self, routes: list[dict[str, Any]]) -> int:
         if self.spec.route is not None:
             names = [r.get("name") for r in routes]
             if self.spec.route not in names:
@@ -102,7 +102,7 @@ class IstioRouter(KubernetesRoute[IstioRouterSpec]):
                 )
             return self.spec.route_index
         entries = [[e for e in r.get("route") or [] if isinstance(e, dict)] for r in routes]
-        return self._default_index(entries, "http route", "route (or routeIndex)", strict=strict)
+        return self._default_index(entries, "http route", "route (or routeIndex)")
 
     def _route_list(self, holder: dict[str, Any], where: str) -> list[dict[str, Any]]:
         entries = holder.setdefault("route", [])

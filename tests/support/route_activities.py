@@ -34,12 +34,14 @@ def upstream(filename: str, kind: str | None = None) -> dict[str, Any]:
 
 @dataclasses.dataclass
 class RouteCalls:
-    """One rollout's route, and the activities the workflow would call on it."""
+    """One rollout's route, and the activities the workflow would call on it. The first
+    :meth:`read` is step 0's: like the workflow, later calls pass on the list it chose."""
 
     router: RouterSpec
     stable: Destination
     canary: Destination
     namespace: str = "default"
+    original: RouteState | None = None
 
     def _input(self) -> dict[str, Any]:
         return {
@@ -47,11 +49,13 @@ class RouteCalls:
             "namespace": self.namespace,
             "stable": self.stable,
             "canary": self.canary,
+            "selected": self.original.selected if self.original else None,
         }
 
     async def read(self) -> RouteState:
-        """``read_route``, as step 0 runs it."""
+        """``read_route``, as step 0 (the first time) and the drift checks run it."""
         state: RouteState = await ActivityEnvironment().run(read_route, RouteInput(**self._input()))
+        self.original = self.original or state
         return state
 
     async def set(self, stable: int, canary: int) -> RouteState:

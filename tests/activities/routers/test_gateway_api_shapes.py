@@ -173,15 +173,40 @@ async def test_a_request_mirror_to_the_canary_is_a_warning(kube: KubeEmulator) -
 async def test_a_header_rule_to_the_canary_is_left_alone(kube: KubeEmulator) -> None:
     seeded = kube.seed(GATEWAY_HTTP_ROUTE, upstream("gateway-api-traffic-split-1.yaml"))
     route = calls("foo-route", FOO_V1, FOO_V2)
+    assert (await route.read()).selected == 0
     await route.set(90, 10)
     await route.set(0, 100)
     done = await route.remove_old()
     after = stored(kube, "foo-route")
     assert weights(after["spec"]["rules"][0]) == [("foo-v2", 100)]
     assert after["spec"]["rules"][1] == seeded["spec"]["rules"][1]
-    # A retried removeOld reads the route after it: every rule now sends 100% to foo-v2 alone.
+    # Both rules now send only to foo-v2; a retried removeOld keeps to the rule step 0 chose.
     again = await route.remove_old()
     assert (again.stable, again.canary, again.version) == (None, 100, done.version)
+
+
+async def test_after_remove_old_a_rule_left_on_the_old_version_is_not_taken_for_the_route(
+    kube: KubeEmulator,
+) -> None:
+    """Testers pinned to foo-v1 by a header rule: once the split rule sends only to foo-v2, that
+    rule is the only one naming foo-v1, yet it is not the rollout's."""
+    seeded = upstream("gateway-api-traffic-split-2.yaml")
+    testers = upstream("gateway-api-traffic-split-1.yaml")["spec"]["rules"][1]
+    testers["backendRefs"][0]["name"] = "foo-v1"
+    seeded["spec"]["rules"].append(testers)
+    kube.seed(GATEWAY_HTTP_ROUTE, seeded)
+    route = calls("foo-route", FOO_V1, FOO_V2)
+    await route.read()
+    await route.set(0, 100)
+    done = await route.remove_old()
+    again = await route.read()  # a drift check, or a retried removeOld
+    assert (again.stable, again.canary, again.description) == (
+        None,
+        100,
+        "gatewayApi:default/foo-route#rule0",
+    )
+    assert (await route.remove_old()).version == done.version
+    assert weights(stored(kube, "foo-route")["spec"]["rules"][1]) == [("foo-v1", None)]
 
 
 async def test_several_rules_routing_to_the_stable_need_the_spec_to_choose(kube: KubeEmulator) -> None:
