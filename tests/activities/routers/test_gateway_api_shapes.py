@@ -30,6 +30,13 @@ def calls(
     return RouteCalls(router, stable, canary, **kw)
 
 
+def conformance(name: str, stable: str, canary: str) -> RouteCalls:
+    """A route of the Gateway API conformance tests: their namespace, their backends' port."""
+    return calls(
+        name, Destination(host=stable, port=8080), Destination(host=canary, port=8080), namespace=CONFORMANCE
+    )
+
+
 def stored(kube: KubeEmulator, name: str, namespace: str = "default") -> dict[str, Any]:
     route = kube.stored(GATEWAY_HTTP_ROUTE, namespace, name)
     assert route is not None
@@ -83,8 +90,7 @@ async def test_an_explicit_rule_still_selects_that_rule(kube: KubeEmulator) -> N
 
 async def test_a_third_backend_at_weight_zero_stays_at_zero(kube: KubeEmulator) -> None:
     kube.seed(GATEWAY_HTTP_ROUTE, upstream("gateway-api-httproute-weight.yaml"))
-    v1, v2 = Destination(host="infra-backend-v1", port=8080), Destination(host="infra-backend-v2", port=8080)
-    route = calls("weighted-backends", v1, v2, namespace=CONFORMANCE)
+    route = conformance("weighted-backends", "infra-backend-v1", "infra-backend-v2")
 
     read = await route.read()
     assert (read.stable, read.canary, read.others) == (70, 30, {})
@@ -102,8 +108,7 @@ async def test_a_third_backend_at_weight_zero_stays_at_zero(kube: KubeEmulator) 
 
 async def test_a_backend_that_takes_traffic_is_still_refused(kube: KubeEmulator) -> None:
     kube.seed(GATEWAY_HTTP_ROUTE, upstream("gateway-api-httproute-weight.yaml"))
-    v1, v3 = Destination(host="infra-backend-v1", port=8080), Destination(host="infra-backend-v3", port=8080)
-    route = calls("weighted-backends", v1, v3, namespace=CONFORMANCE)
+    route = conformance("weighted-backends", "infra-backend-v1", "infra-backend-v3")
     assert (await route.read()).others == {"infra-backend-v2:8080": 30}
     error = await route.refused("set", 100, 0)
     assert error.type == "RouteInvalid"
@@ -130,12 +135,7 @@ async def test_a_service_import_backend_is_refused_naming_rule_backend_and_why(k
 
 async def test_the_stable_in_another_namespace_is_not_taken_for_a_stranger(kube: KubeEmulator) -> None:
     kube.seed(GATEWAY_HTTP_ROUTE, upstream("gateway-api-httproute-reference-grant.yaml"))
-    route = calls(
-        "reference-grant",
-        Destination(host="web-backend", port=8080),
-        Destination(host="web-backend-v2", port=8080),
-        namespace=CONFORMANCE,
-    )
+    route = conformance("reference-grant", "web-backend", "web-backend-v2")
     for call, args in (("read", ()), ("set", (100, 0))):
         error = await route.refused(call, *args)
         assert error.type == "RouteInvalid"
@@ -150,12 +150,7 @@ async def test_the_stable_in_another_namespace_is_not_taken_for_a_stranger(kube:
 
 async def test_a_request_mirror_to_the_canary_is_a_warning(kube: KubeEmulator) -> None:
     kube.seed(GATEWAY_HTTP_ROUTE, upstream("gateway-api-httproute-request-mirror.yaml"))
-    route = calls(
-        "request-mirror",
-        Destination(host="infra-backend-v1", port=8080),
-        Destination(host="mirrored-backend", port=8080),
-        namespace=CONFORMANCE,
-    )
+    route = conformance("request-mirror", "infra-backend-v1", "mirrored-backend")
     warning = (
         "rule 0 mirrors 100% of its requests to mirrored-backend, the canary (RequestMirror filter): "
         "the canary also gets copies of requests, and after removeOld every request twice"
