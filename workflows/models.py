@@ -56,6 +56,9 @@ class RouteInput(_Model):
     canary: Destination
     service: str = ""
     rollout_id: str = ""
+    selected: int | None = None
+    """The rule / http route step 0 found for a spec that names none (its index): later calls
+    keep to it, so the rollout's own removeOld cannot make another list look like the route."""
 
 
 class SetWeightsInput(RouteInput):
@@ -107,11 +110,17 @@ class RouteState(_Model):
     stable: int | None
     canary: int | None
     others: dict[str, int] = Field(default_factory=dict)
-    """Other destinations found on the route, by label (they make a route unsafe to edit)."""
+    """Other destinations that take traffic (weight above 0), by label: they make a route unsafe
+    to edit. A destination at weight 0 sends nothing and is not listed."""
     version: str = ""
     """The object's version after the call (resourceVersion, RDS version_info)."""
     description: str = ""
     """Where the route lives, for messages: ``envoy:/path/rds.yaml#reviews``."""
+    warnings: list[str] = Field(default_factory=list)
+    """What the router noticed but did not refuse (a mirror to the canary); recorded in
+    ``status.warnings``. Empty in histories from before it existed."""
+    selected: int | None = None
+    """Which rule / http route the router chose because the spec named none (its index)."""
 
     def weights(self) -> Weights:
         """The two destinations' weights, an absent destination counting as 0."""

@@ -10,7 +10,7 @@ import posixpath
 from dataclasses import dataclass
 from typing import Annotated, ClassVar, Literal, get_args
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from workflows._base import _SpecModel
 from workflows._durations import Duration
@@ -88,10 +88,33 @@ class IstioRouterSpec(RouterSpecBase):
     kind: Literal["istio"]
     virtual_service: DnsName
     route: str | None = None
-    """Name of the http route in the VirtualService; default: the first one."""
+    """``name`` of the http route in the VirtualService."""
+    route_index: int | None = Field(default=None, ge=0)
+    """Position of the http route in ``spec.http[]`` (for routes without a name). With neither
+    ``route`` nor ``routeIndex``: the one http route that routes to the stable (see the README)."""
+
+    @field_validator("route", mode="before")
+    @classmethod
+    def _route_is_a_name(cls, value: object) -> object:
+        # YAML reads `route: 1` as a number: say where a position goes instead of "not a string".
+        if isinstance(value, int) and not isinstance(value, bool):
+            raise ValueError(
+                f"names an http route (its name); to pick an unnamed route by position use "
+                f"routeIndex: {value}, got {value!r}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> IstioRouterSpec:
+        if self.route is not None and self.route_index is not None:
+            raise ValueError("set route (a name) or routeIndex (a position), not both")
+        return self
 
     def route_identity(self, namespace: str, service: str) -> str:
-        return f"istio:{namespace}/virtualservices/{self.virtual_service}#{self.route or ''}"
+        # The default and routeIndex 0 name the same route in the common one-route case; a name
+        # is kept as written (which index it is cannot be known without reading the object).
+        selector = self.route if self.route is not None else str(self.route_index or "")
+        return f"istio:{namespace}/virtualservices/{self.virtual_service}#{selector}"
 
 
 class GatewayApiRouterSpec(RouterSpecBase):
@@ -100,10 +123,12 @@ class GatewayApiRouterSpec(RouterSpecBase):
     traits = RouterTraits(ports=True, kubernetes=True)
     kind: Literal["gatewayApi"]
     http_route: DnsName
-    rule: int = Field(default=0, ge=0)
+    rule: int | None = Field(default=None, ge=0)
+    """Index into ``spec.rules[]``; default: the one rule whose backendRefs route to the
+    stable (see the README). Specs written when the default was ``0`` keep working."""
 
     def route_identity(self, namespace: str, service: str) -> str:
-        return f"gatewayApi:{namespace}/httproutes/{self.http_route}#{self.rule}"
+        return f"gatewayApi:{namespace}/httproutes/{self.http_route}#{'' if self.rule is None else self.rule}"
 
 
 class EnvoyRouterSpec(RouterSpecBase):

@@ -141,6 +141,8 @@ class RolloutStatus(_Model):
     """The route as found when it differed from what the rollout last set (until resumed)."""
     old_workload: OldWorkload | None = None
     """What removeOld did to the old Deployment (or the error it met)."""
+    warnings: list[str] = Field(default_factory=list)
+    """What the router noticed about the route without refusing it (each once, oldest first)."""
     message: str = ""
     error_type: str | None = None
     started_at: datetime | None = None

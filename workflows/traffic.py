@@ -66,10 +66,11 @@ class Traffic:
 
     def route_input(self, model: type[Input], **extra: object) -> Input:
         """The activity input naming this rollout's route and destinations."""
-        spec = self.spec
+        spec, original = self.spec, self.state.status.original_route
         return model(
             router=spec.router, namespace=spec.namespace, service=spec.service, stable=spec.stable,
-            canary=spec.canary, rollout_id=workflow.info().workflow_id, **extra,
+            canary=spec.canary, rollout_id=workflow.info().workflow_id,
+            selected=original.selected if original else None, **extra,
         )  # fmt: skip
 
     async def read(self) -> RouteState:
@@ -80,7 +81,13 @@ class Traffic:
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=ROUTE_RETRY,
         )
+        self._note_warnings(state)
         return state
+
+    def _note_warnings(self, route: RouteState) -> None:
+        """Keep what the router warned about (a mirror to the canary) in ``status.warnings``."""
+        known = self.state.status.warnings
+        known.extend([w for w in dict.fromkeys(route.warnings) if w not in known])
 
     async def shift(self, step: int, weights: Weights) -> None:
         """Set the route to ``weights``, then verify the served split."""
@@ -120,6 +127,7 @@ class Traffic:
                     # Waiting for a cancelled change to finish keeps it from landing after a rollback.
                     cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                 )
+                self._note_warnings(state)
                 return state
             except ActivityError as error:
                 if cause_type(error) != "RouteDrifted":

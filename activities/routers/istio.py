@@ -9,9 +9,14 @@ Two shapes of split, both as in the Istio docs:
   ``list``), and a subset it does not define is refused before any write, because Istio
   would answer 503 (no healthy upstream) for the traffic sent to it.
 
+Which http route: ``router.route`` (its name), ``router.routeIndex`` (its position, for
+unnamed routes such as Bookinfo's), else the one http route that sends to the stable (see
+:meth:`KubernetesRoute._default_index`). The ``tls`` routes that send to the stable follow the
+http route's weights. A ``mirror`` to the canary is reported as a warning, not refused.
+
 Every write goes through :meth:`CustomObject.update` (optimistic concurrency) and touches only
-the ``route[]`` of the one http route: other routes, matches, retries, headers, every other
-key of a destination entry stay as they were.
+those ``route[]`` lists: other routes, matches, retries, headers, every other key of a
+destination entry stay as they were.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 
 from activities.errors import RouteInvalid, RouteNotFound
 from activities.routers._kube import CustomObject, ObjectKind
-from activities.routers._kube_route import KubernetesRoute
+from activities.routers._kube_route import KubernetesRoute, WeightedList
 from workflows.spec import Destination, IstioRouterSpec
 
 __all__ = ["DESTINATION_RULE", "VIRTUAL_SERVICE", "IstioRouter"]
@@ -31,10 +36,12 @@ DESTINATION_RULE = ObjectKind("networking.istio.io", "destinationrules", "Destin
 
 
 class IstioRouter(KubernetesRoute[IstioRouterSpec]):
-    """Shifts weights between two destinations of one http route of a VirtualService."""
+    """Shifts weights between two destinations of one http route of a VirtualService (and of
+    the tls routes that send to the stable, which follow the http route's weights)."""
 
     object_kind = VIRTUAL_SERVICE
-    entries_name = "route"
+    _index: int | None = None
+    """The http route in use once the VirtualService was read."""
 
     @property
     def object_name(self) -> str:
@@ -43,42 +50,64 @@ class IstioRouter(KubernetesRoute[IstioRouterSpec]):
 
     @property
     def description(self) -> str:
-        """``istio:default/reviews#route`` (``#0`` for the first, unnamed route)."""
-        return f"istio:{self.namespace}/{self.spec.virtual_service}#{self.spec.route or 0}"
+        """``istio:default/reviews#route`` (by name), ``#1`` (by position, or the default)."""
+        index = self._index if self._index is not None else self.spec.route_index
+        where = self.spec.route if self.spec.route is not None else index
+        return f"istio:{self.namespace}/{self.spec.virtual_service}" + ("" if where is None else f"#{where}")
 
     # -- navigation ---------------------------------------------------------------------------
 
-    def _http_route(self, obj: dict[str, Any]) -> dict[str, Any]:
+    def _lists(self, obj: dict[str, Any]) -> list[WeightedList]:
         spec = obj.get("spec") or {}
         routes = spec.get("http")
-        if not isinstance(routes, list) or not routes:
+        if not isinstance(routes, list) or not routes or not all(isinstance(r, dict) for r in routes):
             raise RouteInvalid(
                 f"{self.description}: the VirtualService has no http routes "
                 "(sluicegate shifts HTTP weights only)"
             )
-        if self.spec.route is None:
-            chosen: dict[str, Any] = routes[0]
-        else:
-            named = [r for r in routes if isinstance(r, dict) and r.get("name") == self.spec.route]
-            if not named:
-                names = [r.get("name") for r in routes if isinstance(r, dict)]
-                raise RouteNotFound(
-                    f"{self.description}: no http route named {self.spec.route!r} in "
-                    f"VirtualService {self.namespace}/{self.spec.virtual_service} (routes: {names})"
-                )
-            chosen = named[0]
+        index = self._http_index(routes)
+        self._index = index
+        chosen = routes[index]
         if "delegate" in chosen or "redirect" in chosen or "directResponse" in chosen:
             raise RouteInvalid(
-                f"{self.description}: the http route delegates, redirects or answers directly; "
+                f"{self.description}: http route {index} delegates, redirects or answers directly; "
                 "it has no weighted destinations to shift"
             )
-        return chosen
+        lists = [WeightedList(f"http route {index}", self._route_list(chosen, f"http route {index}"), chosen)]
+        # TLS passthrough traffic to the same service shifts with its HTTP traffic, as Argo
+        # Rollouts does with tlsRoutes; a tls route that does not send to the stable is not ours.
+        for position, tls in enumerate(spec.get("tls") or []):
+            if isinstance(tls, dict) and any(
+                isinstance(e, dict) and self._matches(e, self.stable) for e in tls.get("route") or []
+            ):
+                where = f"tls route {position}"
+                lists.append(WeightedList(where, self._route_list(tls, where), tls))
+        return lists
 
-    def _entries(self, obj: dict[str, Any]) -> list[dict[str, Any]]:
-        route = self._http_route(obj)
-        entries = route.setdefault("route", [])
+    def _http_index(self, routes: list[dict[str, Any]]) -> int:
+        if self.spec.route is not None:
+            names = [r.get("name") for r in routes]
+            if self.spec.route not in names:
+                raise RouteNotFound(
+                    f"{self.description}: no http route named {self.spec.route!r} in VirtualService "
+                    f"{self.namespace}/{self.spec.virtual_service} (routes: {names}); "
+                    "an unnamed route is chosen by position with routeIndex"
+                )
+            return names.index(self.spec.route)
+        if self.spec.route_index is not None:
+            if self.spec.route_index >= len(routes):
+                raise RouteNotFound(
+                    f"{self.description}: VirtualService {self.namespace}/{self.spec.virtual_service} "
+                    f"has {len(routes)} http route(s); routeIndex {self.spec.route_index} does not exist"
+                )
+            return self.spec.route_index
+        entries = [[e for e in r.get("route") or [] if isinstance(e, dict)] for r in routes]
+        return self._default_index(entries, "http route", "route (or routeIndex)")
+
+    def _route_list(self, holder: dict[str, Any], where: str) -> list[dict[str, Any]]:
+        entries = holder.setdefault("route", [])
         if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-            raise RouteInvalid(f"{self.description}: route[] is not a list of destinations")
+            raise RouteInvalid(f"{self.description}: {where} route[] is not a list of destinations")
         return entries
 
     def _matches(self, entry: dict[str, Any], dest: Destination) -> bool:
@@ -109,6 +138,30 @@ class IstioRouter(KubernetesRoute[IstioRouterSpec]):
         if port is not None:
             result["port"] = dict(port)
         return {"destination": result}
+
+    def _warnings(self, chosen: WeightedList) -> list[str]:
+        """A ``mirror`` / ``mirrors`` to the canary: it copies requests the canary may also
+        serve, so after removeOld the canary gets every request twice."""
+        route = chosen.holder
+        mirrors: list[tuple[Any, Any]] = []
+        if isinstance(route.get("mirror"), dict):
+            percent = (route.get("mirrorPercentage") or {}).get("value")
+            if percent is None:  # the deprecated integer forms
+                percent = route.get("mirrorPercent", route.get("mirror_percent"))
+            mirrors.append((route["mirror"], percent))
+        for mirror in route.get("mirrors") or []:
+            if isinstance(mirror, dict):
+                mirrors.append((mirror.get("destination"), (mirror.get("percentage") or {}).get("value")))
+        warnings = []
+        for target, percent in mirrors:
+            share = 100.0 if percent is None else float(percent)
+            if share > 0 and isinstance(target, dict) and self._matches({"destination": target}, self.canary):
+                warnings.append(
+                    f"{chosen.where} mirrors {share:g}% of its requests to {self.canary.label()}, the "
+                    "canary: the canary also gets copies of requests, and after removeOld every "
+                    "request twice; remove the mirror before promoting"
+                )
+        return warnings
 
     # -- DestinationRule -------------------------------------------------------------------------
 

@@ -16,7 +16,9 @@ but it is too simple for optimistic concurrency (found by trying it):
 (one store per kind, shared by every served version, as the API server does through its storage
 version) and serves GET/LIST/POST/PUT/PATCH/DELETE and the Scale subresource itself, with
 ``resourceVersion`` bumped on every write and a Kubernetes ``Status`` body (naming the object)
-for every error. Anything else (discovery, other resources) is kmock's.
+for every error. Writes are checked against the CRDs' CEL rules the tests rely on
+(:mod:`tests.support.kube_cel`) and refused with 422 ``Invalid``, as a real API server does.
+Anything else (discovery, other resources) is kmock's.
 
 Fault injection keeps kmock's DSL: user reactions (``emulator[...] << 500``) are looked at
 first, and a request a reaction answers never reaches the store, so an injected 409 does not
@@ -45,6 +47,8 @@ import attrs
 import yaml
 from kmock import KubernetesEmulator, ResourceInfo, Server, name, resource
 from kmock._internal import rendering  # ReactionMismatchError: how kmock skips a reaction
+
+from tests.support.kube_cel import HTTP_ROUTE_RULES, CelRule, invalid_causes, violations
 
 __all__ = [
     "DEPLOYMENT",
@@ -113,12 +117,20 @@ StoreKey = tuple[str, str, str, str]  # group, plural, namespace, name
 
 
 def status_body(
-    code: int, message: str, *, kind: Kind | None = None, name: str | None = None
+    code: int,
+    message: str,
+    *,
+    kind: Kind | None = None,
+    name: str | None = None,
+    causes: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """A ``Status`` object as the API server sends with an error, naming the object."""
     details: dict[str, Any] = {}
     if kind is not None and name is not None:
-        details = {"name": name, "group": kind.group, "kind": kind.plural}
+        # An Invalid status names the Kind, the others the resource, as the API server does.
+        details = {"name": name, "group": kind.group, "kind": kind.kind if causes else kind.plural}
+    if causes:
+        details["causes"] = causes
     return {
         "kind": "Status",
         "apiVersion": "v1",
@@ -134,9 +146,16 @@ def status_body(
 class _Refused(Exception):
     """An API error to answer with; raised inside the store's handlers."""
 
-    def __init__(self, code: int, message: str, kind: Kind | None = None, name: str | None = None):
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        kind: Kind | None = None,
+        name: str | None = None,
+        causes: list[dict[str, str]] | None = None,
+    ):
         super().__init__(message)
-        self.body = status_body(code, message, kind=kind, name=name)
+        self.body = status_body(code, message, kind=kind, name=name, causes=causes)
         self.code = code
 
 
@@ -151,6 +170,10 @@ class KubeEmulator(KubernetesEmulator):
     """
 
     kinds: tuple[Kind, ...] = DEFAULT_KINDS
+    cel_rules: dict[tuple[str, str], tuple[CelRule, ...]] = attrs.field(
+        factory=lambda: {(GATEWAY_HTTP_ROUTE.group, GATEWAY_HTTP_ROUTE.plural): HTTP_ROUTE_RULES}
+    )
+    """The CRDs' CEL rules checked on every write, by (group, plural); see ``kube_cel``."""
     _served: dict[tuple[str, str], tuple[Kind, tuple[str, ...]]] = attrs.field(factory=dict, init=False)
     _store: dict[StoreKey, dict[str, Any]] = attrs.field(factory=dict, init=False)
     _revision: int = attrs.field(default=1000, init=False)
@@ -393,6 +416,7 @@ class KubeEmulator(KubernetesEmulator):
         key = (kind.group, kind.plural, namespace, obj_name)
         if key in self._store:
             raise _Refused(409, f'{kind.qualified} "{obj_name}" already exists', kind, obj_name)
+        self._validate(kind, obj_name, body)
         self._store[key] = self._created(kind, body, version)
         return self._as_version(self._store[key], kind, version)
 
@@ -411,6 +435,7 @@ class KubeEmulator(KubernetesEmulator):
         self._check_version(kind, key, meta.get("resourceVersion"), current)
         new = copy.deepcopy(body)
         new.setdefault("metadata", {})
+        self._validate(kind, key[3], new)
         self._store[key] = self._bumped(new, current)
         return self._store[key]
 
@@ -432,6 +457,7 @@ class KubeEmulator(KubernetesEmulator):
             new = _merge_patch(current, patch)
         else:
             raise _Refused(415, f"the body of the request was in an unknown format: {media}")
+        self._validate(kind, key[3], new)
         self._store[key] = self._bumped(new, current)
         return self._store[key]
 
@@ -468,6 +494,14 @@ class KubeEmulator(KubernetesEmulator):
         new.setdefault("status", {}).update({"replicas": replicas, "readyReplicas": replicas})
         self._store[key] = self._bumped(new, current)
         return 200, _scale_of(self._store[key])
+
+    def _validate(self, kind: Kind, obj_name: str, obj: dict[str, Any]) -> None:
+        """422 ``Invalid`` when a CEL rule of the kind's CRD does not hold, in the API server's words."""
+        found = violations(obj, self.cel_rules.get((kind.group, kind.plural), ()))
+        if found:
+            tail, causes = invalid_causes(found)
+            message = f'{kind.kind}.{kind.group} "{obj_name}" is invalid: {tail}'
+            raise _Refused(422, message, kind, obj_name, causes)
 
     def _run_hooks(self, kind: Kind, obj_name: str) -> None:
         due = [h for h in self._hooks if h[0] == kind and h[1] in (None, obj_name)]

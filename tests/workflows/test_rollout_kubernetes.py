@@ -16,9 +16,16 @@ import yaml
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from tests.support.kube_emulator import DEPLOYMENT, GATEWAY_HTTP_ROUTE, ISTIO_VIRTUAL_SERVICE, KubeEmulator
+from tests.support.kube_emulator import (
+    DEPLOYMENT,
+    GATEWAY_HTTP_ROUTE,
+    ISTIO_DESTINATION_RULE,
+    ISTIO_VIRTUAL_SERVICE,
+    KubeEmulator,
+)
 from tests.support.kube_fixtures import kube, schema_errors
 from tests.support.rollouts import failure_of, start_rollout, wait_for_status
+from tests.support.route_activities import upstream
 from worker.main import build_worker
 
 __all__ = ["kube"]
@@ -202,3 +209,22 @@ async def test_hand_edit_between_steps_pauses_instead_of_overwriting(
         error = await failure_of(handle)
         assert error.type == "RolloutAborted"
         assert vs_weights(kube) == [("reviews-v1", 100), ("reviews-v2", 0)]
+
+
+async def test_a_router_warning_is_kept_in_status(
+    client: Client, task_queue: str, kube: KubeEmulator, worker: Worker
+) -> None:
+    """Istio's mirroring task mirrors every request to v2; rolling v1 → v2 goes on, and says so."""
+    kube.seed(ISTIO_VIRTUAL_SERVICE, upstream("istio-mirroring-httpbin.yaml", "VirtualService"))
+    kube.seed(ISTIO_DESTINATION_RULE, upstream("istio-mirroring-httpbin.yaml", "DestinationRule"))
+    spec = {
+        "service": "httpbin",
+        "router": {"kind": "istio", "virtualService": "httpbin"},
+        "stable": {"host": "httpbin", "subset": "v1"},
+        "canary": {"host": "httpbin", "subset": "v2"},
+        "steps": [{"setWeight": 20}],
+    }
+    summary = await (await start_rollout(client, task_queue, spec)).result()
+    assert summary["phase"] == "Succeeded"
+    assert len(summary["warnings"]) == 1  # read at step 0 and after each change: kept once
+    assert summary["warnings"][0].startswith("http route 0 mirrors 100% of its requests to httpbin/v2")

@@ -82,6 +82,23 @@ def test_defaults() -> None:
             {"steps": [{"setWeight": 100}, {"removeOld": {"deployment": "reviews-v1"}}]},
             "needs a Kubernetes router (istio or gatewayApi), got envoy",
         ),
+        (
+            {"router": {"kind": "istio", "virtualService": "reviews", "route": 1}},
+            "router.route: names an http route (its name); to pick an unnamed route by position use "
+            "routeIndex: 1, got 1",
+        ),
+        (
+            {"router": {"kind": "istio", "virtualService": "reviews", "route": "a", "routeIndex": 1}},
+            "router: set route (a name) or routeIndex (a position), not both",
+        ),
+        (
+            {"router": {"kind": "istio", "virtualService": "reviews", "routeIndex": -1}},
+            "router.routeIndex: Input should be greater than or equal to 0",
+        ),
+        (
+            {"router": {"kind": "gatewayApi", "httpRoute": "reviews", "rule": -1}},
+            "router.rule: Input should be",
+        ),
     ],
 )
 def test_invalid_specs_name_the_field(changes: dict[str, Any], expected: str) -> None:
@@ -105,6 +122,23 @@ def test_router_kinds_and_traits_are_declared_by_the_spec_classes() -> None:
     deployment = {"steps": [{"setWeight": 100}, {"removeOld": {"deployment": "reviews-v1"}}]}
     assert validate_spec(base(router=istio, canary={"host": "reviews", "subset": "v2"}, **deployment))
     assert validate_spec(base(router=gateway, canary={"host": "reviews-v2", "port": 9080}, **deployment))
+
+
+def test_route_selectors_and_the_routes_they_claim() -> None:
+    """``rule`` and ``route`` may be left out (the router finds the route that sends to the
+    stable); ``rule: N`` keeps meaning rule N. Ownership claims what the spec names."""
+
+    def identity(router: dict[str, Any]) -> str:
+        return validate_spec(base(router=router)).route_identity()
+
+    gateway = {"kind": "gatewayApi", "httpRoute": "reviews"}
+    assert validate_spec(base(router=gateway)).router.rule is None  # type: ignore[union-attr]
+    assert identity(gateway) == "gatewayApi:default/httproutes/reviews#"
+    assert identity({**gateway, "rule": 0}) == "gatewayApi:default/httproutes/reviews#0"
+    istio = {"kind": "istio", "virtualService": "reviews"}
+    assert identity(istio) == identity({**istio, "routeIndex": 0}) == "istio:default/virtualservices/reviews#"
+    assert identity({**istio, "routeIndex": 1}) == "istio:default/virtualservices/reviews#1"
+    assert identity({**istio, "route": "primary"}) == "istio:default/virtualservices/reviews#primary"
 
 
 def test_every_problem_is_reported_at_once() -> None:
