@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -77,6 +78,9 @@ async def test_a_rollout_carried_in_the_older_checkpoint_shape_resumes(
     """Start a run with the exact arguments an older worker's continue-as-new used (from a saved
     history): it waits at the same gate until the same deadline and finishes without redoing a step."""
     spec, checkpoint = started_with(OLD_RUN)
+    # The recorded deadline has passed since; move it an hour ahead, keeping the older shape.
+    deadline = (datetime.now(UTC) + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    checkpoint["deadlines"]["approval:2"] = checkpoint["status"]["waitingFor"]["until"] = deadline
     dry_router(spec).set_routes(Weights(stable=90, canary=10))  # where that rollout had left its route
     client = small_history_env.client
     queue = f"test-{uuid.uuid4()}"
@@ -86,7 +90,7 @@ async def test_a_rollout_carried_in_the_older_checkpoint_shape_resumes(
         )
         status = await wait_for_status(handle, lambda s: s["phase"] == "WaitingForApproval")
         assert status["waitingFor"]["step"] == 2
-        assert status["waitingFor"]["until"] == checkpoint["deadlines"]["approval:2"].replace("+00:00", "Z")
+        assert status["waitingFor"]["until"] == deadline
         await handle.execute_update("approve", {"by": "alice", "step": 2})
         summary = await handle.result()
     assert summary["phase"] == "Succeeded" and summary["runs"] == checkpoint["status"]["runs"]
