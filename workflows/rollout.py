@@ -222,6 +222,11 @@ class Rollout:
         """Skip the current wait (``full``: straight to 100%)."""
         self.inbox.signal("promote", payload)
 
+    @workflow.signal(dynamic=True)
+    def unknown_signal(self, name: str, args: Sequence[RawValue]) -> None:
+        """A signal no handler knows (a misspelt name): recorded as refused instead of vanishing."""
+        self.inbox.unknown_signal(name, args)
+
     @workflow.update(name="approve")
     def approve_update(self, payload: Any) -> MessageResult:
         """Pass the approval gate; refused when nothing (or another step) waits."""

@@ -1,5 +1,5 @@
 """Bad inputs on a real dev server: every shape the workflow can be started with ends in a typed
-failure within a second.
+failure within a second, and message payloads are refused by name, never coerced or dropped.
 
 The starts send raw payloads (``RawValue``) where the Python client would refuse to build them,
 and the plain ``temporal`` CLI for the shapes people type by hand.
@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 from temporalio.api.common.v1 import Payload
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import RawValue
 from temporalio.testing import WorkflowEnvironment
 
 from tests.support.binaries import require_binary
 from tests.support.e2e import TemporalCli
-from tests.support.rollouts import dry_run_spec, failure_of
+from tests.support.rollouts import dry_run_spec, failure_of, wait_for_status
 from worker.main import build_worker
 
 # What "fails at once" means here: the start's first workflow task fails the workflow. A workflow
@@ -255,3 +255,74 @@ async def test_a_workflow_type_the_worker_does_not_host_is_left_to_a_worker_that
     assert failures and "workflow type 'Rolout' is not registered on this worker" in failures[0]
     assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
     await handle.terminate("test done")
+
+
+# -- messages -------------------------------------------------------------------------------
+
+
+async def at_gate(client: Client, queue: str) -> WorkflowHandle[Any, Any]:
+    handle = await client.start_workflow(
+        "Rollout",
+        dry_run_spec([{"setWeight": 10}, {"approval": {}}, {"setWeight": 100}]),
+        id=f"msg-{uuid.uuid4()}",
+        task_queue=queue,
+    )
+    await wait_for_status(handle, lambda s: s["phase"] == "WaitingForApproval")
+    return handle
+
+
+def refused_signals(status: dict[str, Any]) -> list[dict[str, Any]]:
+    return [e for e in status["events"] if e["event"] == "signalRefused"]
+
+
+@pytest.mark.parametrize(
+    ("name", "payload", "names"),
+    [
+        ("approve", {"by": "al", "step": "2"}, "step: Input should be a valid integer, got '2'"),
+        ("approve", {"by": "al", "step": 2.0}, "step: Input should be a valid integer, got 2.0"),
+        ("approve", {"by": "al", "step": True}, "step: Input should be a valid integer, got True"),
+        ("promote", {"by": "al", "full": "true"}, "full: Input should be a valid boolean, got 'true'"),
+        ("approve", {"by": 7}, "by: Input should be a valid string, got 7"),
+    ],
+)  # fmt: skip
+async def test_update_payloads_are_strict(
+    client: Client, queue: str, name: str, payload: dict[str, Any], names: str
+) -> None:
+    handle = await at_gate(client, queue)
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(name, payload)
+    assert f"{name}: {names}" in str(refused.value.cause)
+    status = await handle.query("status")
+    assert status["phase"] == "WaitingForApproval" and status["approvals"] == []
+    await handle.terminate("test done")
+
+
+async def test_signal_payloads_are_strict_and_refusals_recorded(client: Client, queue: str) -> None:
+    handle = await at_gate(client, queue)
+    await handle.signal("approve", {"by": "alice", "step": "2"})
+    await handle.signal("promote", {"by": "bob", "full": "true"})
+    status = await wait_for_status(handle, lambda s: len(refused_signals(s)) == 2)
+    first, second = refused_signals(status)
+    assert first["by"] == "alice" and first["detail"]["signal"] == "approve"
+    assert "step: Input should be a valid integer, got '2'" in first["detail"]["reason"]
+    assert second["by"] == "bob" and "full: Input should be a valid boolean" in second["detail"]["reason"]
+    assert status["phase"] == "WaitingForApproval" and status["approvals"] == []
+    await handle.signal("approve", {"by": "carol", "step": 2})
+    summary = await handle.result()
+    assert [(a["by"], a["step"]) for a in summary["approvals"]] == [("carol", 2)]
+
+
+async def test_unknown_signal_is_recorded_as_refused(client: Client, queue: str) -> None:
+    handle = await at_gate(client, queue)
+    await handle.signal("aprove", {"by": "alice"})
+    await handle.signal("x" * 500, "not even an object")
+    status = await wait_for_status(handle, lambda s: len(refused_signals(s)) == 2)
+    typo, long_name = refused_signals(status)
+    assert typo["by"] == "alice" and typo["detail"]["signal"] == "aprove"
+    assert typo["detail"]["reason"] == (
+        "unknown signal 'aprove' (known: abort, approve, pause, promote, resume)"
+    )
+    assert long_name["by"] == "" and len(long_name["detail"]["signal"]) <= 100
+    assert status["phase"] == "WaitingForApproval" and status["approvals"] == []
+    await handle.signal("approve", {"by": "carol"})
+    assert (await handle.result())["phase"] == "Succeeded"
