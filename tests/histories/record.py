@@ -416,6 +416,34 @@ async def forbidden_write(client: Client, queue: str) -> Handle:
     return handle
 
 
+def _refused(signal: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda s: any(
+        e["event"] == "signalRefused" and e["detail"].get("signal") == signal for e in s["events"]
+    )
+
+
+async def lax_signal_payloads(client: Client, queue: str) -> Handle:
+    body = spec(
+        [{"setWeight": 10}, {"approval": {}}, {"setWeight": 50}, {"approval": {}}, {"setWeight": 100}]
+    )
+    handle = await start(client, queue, body, "lax-signal-payloads")
+    await until(handle, waiting("approval", 2))
+    await handle.signal("aprove", {"by": "alice"})  # an unknown name: dropped up to 2026-12, refused since
+    # Coerced to 2 (and "true" to true) up to 2026-12, refused since (strict-message-payloads):
+    # recorded as each version behaves, so approve by update only where the signal was refused.
+    await handle.signal("approve", {"by": "bob", "step": "2"})
+    await until(handle, lambda s: waiting("approval", 4)(s) or _refused("approve")(s))
+    if (await handle.query("status"))["currentStep"] == 2:
+        await handle.execute_update("approve", {"by": "bob", "step": 2})
+    await until(handle, waiting("approval", 4))
+    await handle.signal("promote", {"by": "carol", "full": "true"})
+    await until(handle, lambda s: s["phase"] == "Succeeded" or _refused("promote")(s))
+    if (await handle.query("status"))["phase"] != "Succeeded":
+        await handle.execute_update("promote", {"by": "carol", "full": True})
+    await handle.result()
+    return handle
+
+
 async def invalid_spec(client: Client, queue: str) -> Handle:
     handle = await start(client, queue, spec([{"setWeight": 150}, {"setWieght": 10}]), "invalid-spec")
     await finished(handle)
@@ -443,6 +471,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario("non_retryable_activity_error", forbidden_write, lambda: replace(forbidden_at_50)),
     Scenario("invalid_spec", invalid_spec),
+    Scenario("lax_signal_payloads", lax_signal_payloads),
 )
 
 
