@@ -22,7 +22,8 @@ from temporalio.converter import PayloadConverter
 
 from workflows._base import _Model
 from workflows.carried import RolloutState
-from workflows.spec import ArgumentsError, SpecError, bounded_problems, validation_problems
+from workflows.spec import ArgumentsError, RolloutSpec, SpecError, bounded_problems, validation_problems
+from workflows.state import plan_view
 
 __all__ = ["MAX_NESTING", "decode_carried", "decode_spec"]
 
@@ -47,8 +48,11 @@ def decode_spec(args: Sequence[RawValue], converter: PayloadConverter) -> Any:
     return _decode(args[0], "spec", converter, SpecError)
 
 
-def decode_carried(args: Sequence[RawValue], converter: PayloadConverter) -> RolloutState | None:
-    """The state carried across continue-as-new (the second argument), None for a new rollout."""
+def decode_carried(
+    args: Sequence[RawValue], converter: PayloadConverter, spec: RolloutSpec
+) -> RolloutState | None:
+    """The state carried across continue-as-new (the second argument) for ``spec``'s plan, None
+    for a new rollout."""
     if len(args) < 2:
         return None
     value = _decode(args[1], "carried", converter, ArgumentsError)
@@ -59,11 +63,40 @@ def decode_carried(args: Sequence[RawValue], converter: PayloadConverter) -> Rol
             [f"carried: must be the state a rollout carries into its next run, got {type(value).__name__}"]
         )
     try:
-        return _Carried.model_validate({"carried": value}).carried  # paths start with "carried"
+        state = _Carried.model_validate({"carried": value}).carried  # paths start with "carried"
     except ValidationError as error:
         raise ArgumentsError(validation_problems(error)) from None
     except (ArithmeticError, RecursionError, TypeError, ValueError) as error:
         raise ArgumentsError(bounded_problems([f"carried: cannot be read ({error})"])) from None
+    problems = _mismatches(state, spec)
+    if problems:
+        raise ArgumentsError(bounded_problems(problems))
+    return state
+
+
+def _mismatches(state: RolloutState, spec: RolloutSpec) -> list[str]:
+    """Where a carried state does not fit the spec's plan. The plan indexes into it by step and
+    metric; a state from another spec (or made up) would fail the workflow task on every retry."""
+    problems: list[str] = []
+    status, last = state.status, len(spec.steps)
+    planned = [view.kind for view in plan_view(spec)]
+    carried = [view.kind for view in status.steps]
+    if carried != planned:
+        shown = ", ".join(carried[:10]) + (", ..." if len(carried) > 10 else "")
+        problems.append(
+            f"carried.status.steps: must be the spec's plan ({', '.join(planned)}), got [{shown}]"
+        )
+    if not 1 <= status.current_step <= last:
+        problems.append(
+            f"carried.status.currentStep: must be a step of the plan, 1..{last}, got {status.current_step}"
+        )
+    if status.waiting_for is not None and not 1 <= status.waiting_for.step <= last:
+        problems.append(f"carried.status.waitingFor.step: must be a step of the plan, 1..{last}")
+    metrics = {metric.name for metric in spec.analysis.metrics} if spec.analysis else set()
+    unknown = sorted(set(state.analysis_state.metrics) - metrics)
+    if unknown:
+        problems.append(f"carried.analysisState.metrics: the spec has no metric {unknown[0]!r}")
+    return problems
 
 
 def _decode(raw: RawValue, name: str, converter: PayloadConverter, error: type[SpecError]) -> Any:

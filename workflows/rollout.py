@@ -72,7 +72,7 @@ class Rollout:
         try:
             spec = decode_spec(args, workflow.payload_converter())
             self.spec = validate_spec(spec)
-            carried = decode_carried(args, workflow.payload_converter())
+            carried = decode_carried(args, workflow.payload_converter(), self.spec)
         except SpecError as error:
             self.spec, self.spec_error = None, error
         self.resuming = carried is not None

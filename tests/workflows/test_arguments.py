@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,8 +14,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from tests.support.rollouts import dry_run_spec
 from workflows.arguments import MAX_NESTING, decode_carried, decode_spec
 from workflows.carried import RolloutState
-from workflows.spec import SpecError
-from workflows.state import RolloutStatus
+from workflows.measurements import AnalysisState, MetricResult
+from workflows.spec import SpecError, validate_spec
+from workflows.state import RolloutStatus, WaitingFor, plan_view
 
 CONVERTER = pydantic_data_converter.payload_converter
 
@@ -24,21 +26,59 @@ def raw(data: str | bytes, encoding: str = "json/plain") -> RawValue:
     return RawValue(Payload(metadata={"encoding": encoding.encode()}, data=body))
 
 
+SPEC = dry_run_spec([{"setWeight": 10}, {"approval": {}}, {"setWeight": 100}])
+PLAN = validate_spec(SPEC)
+
+
 def problems(args: list[RawValue]) -> tuple[str, list[str]]:
     with pytest.raises(SpecError) as caught:
         decode_spec(args, CONVERTER)
-        decode_carried(args, CONVERTER)
+        decode_carried(args, CONVERTER, PLAN)
     return caught.value.error_type, caught.value.problems
 
 
+def carried(**changes: Any) -> RolloutState:
+    """The state a run of SPEC carries when it continues as new at its gate (step 2)."""
+    status = RolloutStatus(
+        rollout_id="r", service=SPEC["service"], namespace="default", current_step=2, steps=plan_view(PLAN)
+    )
+    return RolloutState(status=status.model_copy(update=changes))
+
+
 def test_a_spec_and_a_carried_state_decode() -> None:
-    spec = dry_run_spec()
-    state = RolloutState(status=RolloutStatus(rollout_id="r", service="s", namespace="default"))
-    args = [raw(json.dumps(spec)), raw(state.model_dump_json())]
-    assert decode_spec(args, CONVERTER) == spec
-    assert decode_carried(args, CONVERTER) == state
-    assert decode_carried(args[:1], CONVERTER) is None
-    assert decode_carried([args[0], raw("null")], CONVERTER) is None
+    state = carried()
+    args = [raw(json.dumps(SPEC)), raw(state.model_dump_json())]
+    assert decode_spec(args, CONVERTER) == SPEC
+    assert decode_carried(args, CONVERTER, PLAN) == state
+    assert decode_carried(args[:1], CONVERTER, PLAN) is None
+    assert decode_carried([args[0], raw("null")], CONVERTER, PLAN) is None
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        (
+            carried(steps=[]),
+            "carried.status.steps: must be the spec's plan (initialize, setWeight, approval,",
+        ),
+        (carried(current_step=0), "carried.status.currentStep: must be a step of the plan, 1..3, got 0"),
+        (carried(current_step=9), "carried.status.currentStep: must be a step of the plan, 1..3, got 9"),
+        (
+            carried(waiting_for=WaitingFor(kind="approval", step=7, since=datetime(2026, 1, 1, tzinfo=UTC))),
+            "carried.status.waitingFor.step: must be a step of the plan, 1..3",
+        ),
+        (
+            RolloutState(
+                status=carried().status,
+                analysis_state=AnalysisState(metrics={"latency": MetricResult(name="latency")}),
+            ),
+            "carried.analysisState.metrics: the spec has no metric 'latency'",
+        ),
+    ],
+)
+def test_a_carried_state_must_fit_the_plan(state: RolloutState, expected: str) -> None:
+    error_type, found = problems([raw(json.dumps(SPEC)), raw(state.model_dump_json())])
+    assert error_type == "InvalidArguments" and found[0].startswith(expected), found
 
 
 @pytest.mark.parametrize(

@@ -170,6 +170,12 @@ BAD_STARTS: list[tuple[str, list[Any], str, str]] = [
     ("carried-a-string", [spec_text(), json.dumps("garbage")], "InvalidArguments", "carried"),
     ("carried-empty", [spec_text(), "{}"], "InvalidArguments", "carried.status: required"),
     ("carried-a-list", [spec_text(), "[1, 2]"], "InvalidArguments", "carried"),
+    (
+        "carried-of-another-plan",
+        [spec_text(), json.dumps({"status": {"rolloutId": "r", "service": "s", "namespace": "n"}})],
+        "InvalidArguments",
+        "carried.status.steps: must be the spec's plan",
+    ),
     ("three-arguments", [spec_text(), "null", "{}"], "InvalidArguments", "arguments: Rollout takes"),
     ("no-arguments", [], "InvalidArguments", "arguments: Rollout takes"),
 ]
