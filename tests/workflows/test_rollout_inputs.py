@@ -12,6 +12,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -243,6 +244,53 @@ async def test_bad_start_from_the_cli_fails_typed(
     )  # fmt: skip
     error = await asyncio.wait_for(failure_of(client.get_workflow_handle(workflow_id)), 10)
     assert error.type == error_type and names in error.message, error
+
+
+async def task_failures(handle: WorkflowHandle[Any, Any]) -> list[str]:
+    return [
+        event.workflow_task_failed_event_attributes.failure.message
+        async for event in handle.fetch_history_events()
+        if event.HasField("workflow_task_failed_event_attributes")
+    ]
+
+
+async def test_durations_at_their_limits_run_with_healthy_workflow_tasks(client: Client, queue: str) -> None:
+    # The longest durations the spec allows become timers, deadlines and activity timeouts that
+    # Temporal and datetime arithmetic represent: the workflow waits, it does not fail its tasks.
+    spec = dry_run_spec(
+        [
+            {"setWeight": 10},
+            {"approval": {"timeout": "3650d"}},
+            {"pause": {"duration": "3650d"}},
+            {"setWeight": 100},
+            {"removeOld": {"delay": "3650d"}},
+        ],
+        analysis={**ANALYSIS, "interval": "3650d", "bake": "0s"},
+    )
+    handle = await client.start_workflow("Rollout", spec, id=f"limits-{uuid.uuid4()}", task_queue=queue)
+    status = await wait_for_status(handle, lambda s: s["phase"] == "WaitingForApproval")
+    until = datetime.fromisoformat(status["waitingFor"]["until"].replace("Z", "+00:00"))
+    assert until - datetime.now(UTC) > timedelta(days=3649)
+    await handle.execute_update("promote", {"by": "alice"})
+    await wait_for_status(handle, lambda s: s["phase"] == "Baking")
+    assert await task_failures(handle) == []
+    await handle.terminate("test done")
+
+    spec = dry_run_spec(
+        [{"setWeight": 10}],
+        verify={**VERIFY, "requestTimeout": "1h", "samples": 100_000, "concurrency": 1},
+    )
+    handle = await client.start_workflow("Rollout", spec, id=f"limits-{uuid.uuid4()}", task_queue=queue)
+    await wait_for_status(handle, lambda s: s["phase"] == "Verifying")
+    scheduled = [
+        event.activity_task_scheduled_event_attributes
+        async for event in handle.fetch_history_events()
+        if event.HasField("activity_task_scheduled_event_attributes")
+    ]
+    sampling = [a for a in scheduled if a.activity_type.name == "sample_traffic"]
+    assert sampling and sampling[0].start_to_close_timeout.ToTimedelta().days > 365 * 10
+    assert await task_failures(handle) == []
+    await handle.terminate("test done")
 
 
 async def test_a_workflow_type_the_worker_does_not_host_is_left_to_a_worker_that_does(
