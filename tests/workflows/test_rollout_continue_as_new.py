@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -75,6 +76,10 @@ async def test_a_rollout_carried_in_the_older_checkpoint_shape_resumes(
     """Start a run with the exact arguments an older worker's continue-as-new used (from a saved
     history): it waits at the same gate until the same deadline and finishes without redoing a step."""
     spec, checkpoint = started_with(OLD_RUN)
+    # The recorded deadline was an hour after the recording: move it ahead of today's clock, or the
+    # gate times out as soon as the run starts.
+    deadline = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    checkpoint["deadlines"]["approval:2"] = checkpoint["status"]["waitingFor"]["until"] = deadline
     dry_router(spec).set_routes(Weights(stable=90, canary=10))  # where that rollout had left its route
     client = small_history_env.client
     queue = f"test-{uuid.uuid4()}"
