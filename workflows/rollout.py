@@ -48,7 +48,8 @@ DERIVED_PHASE_PATCH = "phase-derived-from-pause-conditions"
 # Registered as the worker's dynamic workflow so that Temporal hands over the arguments as raw
 # payloads: a named workflow's arguments are decoded before any of its code runs, and one that
 # cannot be decoded fails the workflow task forever (see workflows.arguments). Start it by the name
-# "Rollout" (a dynamic workflow cannot be referenced as ``Rollout.run``); other names are refused.
+# "Rollout" (a dynamic workflow cannot be referenced as ``Rollout.run``); other type names fail
+# their workflow task, as a type the worker does not host does.
 @workflow.defn(dynamic=True)
 class Rollout:
     """Shift traffic from stable to canary along the spec's plan; roll back on any failure."""
