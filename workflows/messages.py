@@ -27,7 +27,7 @@ from workflows.models import (
 )
 from workflows.spec import validation_problems
 
-__all__ = ["MESSAGES", "Applied", "Message", "Via", "parse"]
+__all__ = ["MESSAGES", "Applied", "Message", "Via", "parse", "unknown_signal_refusal"]
 
 Via = Literal["signal", "update"]
 Request = TypeVar("Request", bound=BaseModel)
@@ -200,14 +200,27 @@ MESSAGES: dict[str, Message] = {
 }
 
 
-def parse(name: str, payload: Any, model: type[Request]) -> tuple[Request | None, str | None]:
+def parse(
+    name: str, payload: Any, model: type[Request], *, strict: bool = True
+) -> tuple[Request | None, str | None]:
     """Decode a message payload ourselves, so a bad one is refused with a reason that names the
-    field instead of being dropped (signal) or answered "failed decoding" (update)."""
+    field instead of being dropped (signal) or answered "failed decoding" (update).
+
+    ``strict`` (the rule): a value of the wrong JSON type is refused, never coerced (``"step": "4"``
+    does not approve step 4). ``strict=False`` is kept for replaying what older workers accepted.
+    """
     if hasattr(payload, "model_dump"):  # a Python client sent the model itself
         payload = payload.model_dump(by_alias=True)
     if not isinstance(payload, dict):
-        return None, f'{name}: payload must be a JSON object like {{"by": "alice"}}, got {payload!r}'
+        shown = repr(payload) if len(repr(payload)) <= 80 else f"{type(payload).__name__}"
+        return None, f'{name}: payload must be a JSON object like {{"by": "alice"}}, got {shown}'
     try:
-        return model.model_validate(payload), None
+        return model.model_validate(payload, strict=strict), None
     except ValidationError as error:
         return None, f"{name}: " + "; ".join(validation_problems(error))
+
+
+def unknown_signal_refusal(name: str) -> str:
+    """Why a signal of a name no handler has is refused (it would otherwise vanish)."""
+    shown = name if len(name) <= 60 else name[:57] + "..."
+    return f"unknown signal {shown!r} (known: {', '.join(sorted(MESSAGES))})"

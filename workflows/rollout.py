@@ -15,14 +15,16 @@ first and answer the caller; a refused signal is recorded in ``status.events``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, NoReturn
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.arguments import decode_carried, decode_spec
     from workflows.carried import RolloutState
     from workflows.errors import RolloutFailure
     from workflows.events import PHASE_SEARCH_ATTRIBUTE, SERVICE_SEARCH_ATTRIBUTE, EventSink
@@ -37,7 +39,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.waits import ContinueAsNewRequested, Waits
     from workflows.watch import AnalysisWatch
 
-__all__ = ["PHASE_SEARCH_ATTRIBUTE", "SERVICE_SEARCH_ATTRIBUTE", "Rollout"]
+__all__ = ["PHASE_SEARCH_ATTRIBUTE", "SERVICE_SEARCH_ATTRIBUTE", "WORKFLOW_TYPE", "Rollout"]
+
+WORKFLOW_TYPE = "Rollout"
 
 # Runs started before the phase was derived from pause conditions replay with the older rules.
 DERIVED_PHASE_PATCH = "phase-derived-from-pause-conditions"
@@ -45,29 +49,50 @@ DERIVED_PHASE_PATCH = "phase-derived-from-pause-conditions"
 HOLDS_RELEASE_NO_STEP_PATCH = "holds-release-no-step"
 
 
-@workflow.defn(name="Rollout", failure_exception_types=[SpecError])
+# Registered as the worker's dynamic workflow so that Temporal hands over the arguments as raw
+# payloads: a named workflow's arguments are decoded before any of its code runs, and one that
+# cannot be decoded fails the workflow task forever (see workflows.arguments). Start it by the name
+# "Rollout" (a dynamic workflow cannot be referenced as ``Rollout.run``); other type names fail
+# their workflow task, as a type the worker does not host does.
+@workflow.defn(dynamic=True)
 class Rollout:
     """Shift traffic from stable to canary along the spec's plan; roll back on any failure."""
 
+    @workflow.dynamic_config
+    def _config(self) -> workflow.DynamicWorkflowConfig:
+        # What @workflow.defn(failure_exception_types=...) says for a named workflow.
+        return workflow.DynamicWorkflowConfig(failure_exception_types=[SpecError])
+
     @workflow.init
-    def __init__(self, spec: dict[str, Any], carried: dict[str, Any] | None = None) -> None:
+    def __init__(self, args: Sequence[RawValue]) -> None:
+        workflow_type = workflow.info().workflow_type
+        if workflow_type != WORKFLOW_TYPE:
+            # Not ours: fail the task as Temporal does for an unregistered type, so a worker that
+            # hosts that workflow can still take it.
+            raise RuntimeError(f"workflow type {workflow_type!r} is not registered on this worker")
         self.spec: RolloutSpec | None = None
         self.spec_error: SpecError | None = None
+        spec: Any = None
+        carried: RolloutState | None = None
         try:
+            spec = decode_spec(args, workflow.payload_converter())
             self.spec = validate_spec(spec)
+            carried = decode_carried(args, workflow.payload_converter(), self.spec)
         except SpecError as error:
-            self.spec_error = error
-        self.resuming = carried is not None and self.spec is not None
-        if self.resuming:
-            self.state = RolloutState.model_validate(carried)
+            self.spec, self.spec_error = None, error
+        self.resuming = carried is not None
+        if carried is not None:
+            self.state = carried
             self.state.status.rollout_id = workflow.info().workflow_id
         else:
-            raw = spec if isinstance(spec, dict) else {}
+            service = spec.get("service") if isinstance(spec, dict) else None
+            if self.spec is not None:
+                service = self.spec.service
             self.state = RolloutState(
                 stage="Initializing",
                 status=RolloutStatus(
                     rollout_id=workflow.info().workflow_id,
-                    service=self.spec.service if self.spec else str(raw.get("service", "")),
+                    service=service[:253] if isinstance(service, str) else "",
                     namespace=self.spec.namespace if self.spec else "",
                     steps=plan_view(self.spec) if self.spec else [],
                 ),
@@ -76,12 +101,13 @@ class Rollout:
         self.inbox = Inbox(self.state, self.events)
 
     @workflow.run
-    async def run(self, spec: dict[str, Any], carried: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def run(self, args: Sequence[RawValue]) -> dict[str, Any]:
         """Run the plan; return the summary, or fail with a typed ``ApplicationError``."""
         if self.spec is None:
             assert self.spec_error is not None
             self._fail_invalid(self.spec_error)
         assert self.spec is not None
+        spec = args[0]  # handed on unchanged (the same payload) when the rollout continues as new
         state = self.state
         state.legacy_phase_rules = not workflow.patched(DERIVED_PHASE_PATCH)
         state.legacy_hold_release = not workflow.patched(HOLDS_RELEASE_NO_STEP_PATCH)
@@ -123,7 +149,7 @@ class Rollout:
         return state.status.as_json()
 
     async def _run_plan(
-        self, plan: Plan, watch: AnalysisWatch, waits: Waits, spec: dict[str, Any]
+        self, plan: Plan, watch: AnalysisWatch, waits: Waits, spec: RawValue
     ) -> RolloutFailure | None:
         """Run the plan until it ends, an abort arrives or analysis fails; what to roll back for."""
         task = asyncio.create_task(plan.run(self.resuming))
@@ -185,9 +211,9 @@ class Rollout:
 
     def _fail_invalid(self, error: SpecError) -> NoReturn:
         status = self.state.status
-        status.phase, status.message, status.error_type = "Failed", str(error), "InvalidSpec"
+        status.phase, status.message, status.error_type = "Failed", str(error), error.error_type
         raise ApplicationError(
-            str(error), {"problems": error.problems}, type="InvalidSpec", non_retryable=True
+            str(error), {"problems": error.problems}, type=error.error_type, non_retryable=True
         )
 
     # -- messages: one decorated method per name and form, as Temporal needs; see workflows.inbox
@@ -216,6 +242,11 @@ class Rollout:
     def promote_signal(self, payload: Any) -> None:
         """Skip the current wait (``full``: straight to 100%)."""
         self.inbox.signal("promote", payload)
+
+    @workflow.signal(dynamic=True)
+    def unknown_signal(self, name: str, args: Sequence[RawValue]) -> None:
+        """A signal no handler knows (a misspelt name): recorded as refused instead of vanishing."""
+        self.inbox.unknown_signal(name, args)
 
     @workflow.update(name="approve")
     def approve_update(self, payload: Any) -> MessageResult:

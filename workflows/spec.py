@@ -20,7 +20,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from workflows._base import _SpecModel
-from workflows._durations import Duration
+from workflows._durations import Duration, RequestTimeout
 from workflows._fields import DnsName, HttpUrl, Label, Weight
 from workflows.analysis import AnalysisSpec
 from workflows.routers import (
@@ -42,6 +42,7 @@ __all__ = [
     "ROUTER_KINDS",
     "ROUTER_SPECS",
     "ApprovalStep",
+    "ArgumentsError",
     "Destination",
     "DryRunRouterSpec",
     "EnvoyRouterSpec",
@@ -65,9 +66,20 @@ __all__ = [
 class SpecError(ValueError):
     """A rollout spec that does not validate; ``problems`` holds one ``path: reason`` per line."""
 
+    error_type = "InvalidSpec"
+    """The type of the ``ApplicationError`` the workflow fails with."""
+    summary = "invalid rollout spec"
+
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
-        super().__init__("invalid rollout spec: " + "; ".join(problems))
+        super().__init__(f"{self.summary}: " + "; ".join(problems))
+
+
+class ArgumentsError(SpecError):
+    """The workflow was started with arguments other than a spec (and the state it carries)."""
+
+    error_type = "InvalidArguments"
+    summary = "invalid workflow arguments"
 
 
 class ApprovalStep(_SpecModel):
@@ -118,6 +130,14 @@ class Step(_SpecModel):
             )
         return data
 
+    @field_validator("set_weight", "approval", "pause", "remove_old", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # A null kind would pass as absent and leave the plan a step of no kind.
+        if value is None:
+            raise ValueError("must not be null (e.g. setWeight: 10, approval: {}), got null")
+        return value
+
     @property
     def kind(self) -> str:
         """The step's kind as the spec spells it."""
@@ -154,7 +174,7 @@ class VerifySpec(_SpecModel):
     alpha: float = Field(default=0.001, gt=0, lt=0.5)
     """Significance of the split test: a correctly served split fails with at most this chance."""
     concurrency: int = Field(default=10, ge=1, le=200)
-    request_timeout: Duration = timedelta(seconds=5)
+    request_timeout: RequestTimeout = timedelta(seconds=5)
     headers: dict[str, str] = Field(default_factory=dict)
     """Extra request headers (e.g. ``Host``); never secrets, the spec is stored in history."""
 
@@ -309,12 +329,29 @@ def _format_error(error: Any) -> list[str]:
     return [f"{path}: {message}" if path else message]
 
 
+MAX_PROBLEMS = 20
+"""Problems reported at most, each cut to :data:`MAX_PROBLEM_LENGTH` characters: the message is
+stored in history, and a spec of a million bad steps must not make it too large to store."""
+MAX_PROBLEM_LENGTH = 300
+
+
 def validation_problems(exc: ValidationError) -> list[str]:
     """pydantic's errors as ``path: reason`` lines, the way users wrote the keys."""
     problems: list[str] = []
     for error in exc.errors():
         problems.extend(_format_error(error))
-    return problems
+    return bounded_problems(problems)
+
+
+def bounded_problems(problems: list[str]) -> list[str]:
+    """The first :data:`MAX_PROBLEMS` problems, each at most :data:`MAX_PROBLEM_LENGTH` long."""
+    shown = [
+        line if len(line) <= MAX_PROBLEM_LENGTH else line[: MAX_PROBLEM_LENGTH - 3] + "..."
+        for line in problems[:MAX_PROBLEMS]
+    ]
+    if len(problems) > MAX_PROBLEMS:
+        shown.append(f"... and {len(problems) - MAX_PROBLEMS} more problems")
+    return shown
 
 
 def validate_spec(data: Any) -> RolloutSpec:
@@ -327,3 +364,8 @@ def validate_spec(data: Any) -> RolloutSpec:
         return RolloutSpec.model_validate(data)
     except ValidationError as exc:
         raise SpecError(validation_problems(exc)) from None
+    except (ArithmeticError, RecursionError, TypeError, ValueError) as exc:
+        # A validator that met a value it did not expect (pydantic passes on everything but
+        # ValueError and AssertionError): still a bad spec, never a workflow task failing forever.
+        problem = f"spec: cannot be validated ({type(exc).__name__}: {exc})"
+        raise SpecError(bounded_problems([problem])) from None

@@ -9,7 +9,7 @@ import pytest
 
 from workflows.carried import RolloutState, derive_phase
 from workflows.measurements import AnalysisState, MetricResult
-from workflows.messages import MESSAGES, parse
+from workflows.messages import MESSAGES, parse, unknown_signal_refusal
 from workflows.models import AbortInput, ApproveInput, PauseInput, PromoteInput, ResumeInput
 from workflows.state import RolloutStatus, WaitingFor
 
@@ -158,11 +158,33 @@ def test_promote_at_a_gate_counts_as_its_approval_and_full_goes_to_100() -> None
         ({}, "by: required"),
         ({"by": "  "}, "must name who acts"),
         ({"by": "alice", "stepp": 2}, "stepp"),
+        ({"by": "alice", "step": "4"}, "step: Input should be a valid integer, got '4'"),
+        ({"by": "alice", "step": 4.0}, "step: Input should be a valid integer, got 4.0"),
+        ({"by": "alice", "step": False}, "step: Input should be a valid integer, got False"),
+        ({"by": "alice", "comment": 5}, "comment: Input should be a valid string, got 5"),
+        ("x" * 1000, 'payload must be a JSON object like {"by": "alice"}, got str'),
     ],
 )
 def test_payloads_are_parsed_with_the_field_named(payload: Any, problem: str) -> None:
     request, refusal = parse("approve", payload, ApproveInput)
     assert request is None and refusal is not None and refusal.startswith("approve: ") and problem in refusal
+
+
+def test_payloads_are_strict_unless_replaying_older_rules() -> None:
+    assert parse("promote", {"by": "a", "full": True}, PromoteInput) == (
+        PromoteInput(by="a", full=True),
+        None,
+    )
+    assert parse("promote", {"by": "a", "full": "true"}, PromoteInput)[0] is None
+    lax, refusal = parse("promote", {"by": "a", "full": "true"}, PromoteInput, strict=False)
+    assert lax == PromoteInput(by="a", full=True) and refusal is None
+
+
+def test_an_unknown_signal_name_is_refused_with_the_known_names() -> None:
+    assert unknown_signal_refusal("aprove") == (
+        "unknown signal 'aprove' (known: abort, approve, pause, promote, resume)"
+    )
+    assert len(unknown_signal_refusal("x" * 10_000)) < 200
 
 
 @pytest.mark.parametrize(

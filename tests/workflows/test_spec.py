@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 
 from workflows._durations import format_duration, parse_duration
-from workflows.spec import ROUTER_KINDS, ROUTER_SPECS, RouterTraits, SpecError, validate_spec
+from workflows.spec import (
+    MAX_PROBLEM_LENGTH,
+    MAX_PROBLEMS,
+    ROUTER_KINDS,
+    ROUTER_SPECS,
+    RouterTraits,
+    SpecError,
+    validate_spec,
+)
 
 
 def base(**changes: Any) -> dict[str, Any]:
@@ -169,10 +177,85 @@ def test_durations(text: Any, seconds: float) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
 
 
-@pytest.mark.parametrize("bad", ["10x", "-5s", -1, True, "", None])
+@pytest.mark.parametrize("bad", ["10x", "-5s", -1, True, "", None, float("nan"), "1e3s"])
 def test_bad_durations(bad: Any) -> None:
     with pytest.raises(ValueError):
         parse_duration(bad)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (1e300, "1e+300"),
+        (float("inf"), "inf"),
+        (10**20, "100000000000000000000"),
+        (10**400, "an integer of about 1e400"),
+        ("999999999d", "'999999999d'"),
+        ("P99999999D", "'P99999999D'"),
+        ("3651d", "'3651d'"),
+        ("9" * 500 + "s", "'9999999999999999999...(503 characters)"),
+    ],
+)
+def test_durations_beyond_ten_years_are_refused_with_what_was_given(value: Any, shown: str) -> None:
+    # Longer ones overflow datetime arithmetic (now + duration) or Temporal's own durations.
+    with pytest.raises(ValueError) as caught:
+        parse_duration(value)
+    assert str(caught.value) == f"must be at most 3650d, got {shown}"
+    assert parse_duration("3650d") == timedelta(days=3650)
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"steps": [{"setWeight": None}]}, "steps[0].setWeight: must not be null"),
+        ({"steps": [{"setWeight": 10}, {"approval": None}]}, "steps[1].approval: must not be null"),
+        ({"steps": [{"setWeight": 10, "pause": None}]}, "steps[0].pause: must not be null"),
+        ({"steps": [{"setWeight": 100}, {"removeOld": None}]}, "steps[1].removeOld: must not be null"),
+        ({"steps": [{"approval": {"timeout": 1e300}}]}, "steps[0].approval.timeout: must be at most 3650d"),
+        ({"steps": [{"pause": {"duration": 10**400}}]}, "steps[0].pause.duration: must be at most 3650d"),
+        (
+            {"steps": [{"setWeight": 100}, {"removeOld": {"delay": 10**20}}]},
+            "steps[1].removeOld.delay: must be at most 3650d, got 100000000000000000000",
+        ),
+        (
+            {"verify": {"url": "http://x/", "header": "x-version", "requestTimeout": "2h"}},
+            "verify.requestTimeout: must be at most 1h, got '2h'",
+        ),
+        (
+            {"analysis": {"interval": 1e300, "metrics": []}},
+            "analysis.interval: must be at most 3650d, got 1e+300",
+        ),
+    ],
+)
+def test_steps_of_no_kind_and_unrepresentable_durations_are_refused(
+    changes: dict[str, Any], expected: str
+) -> None:
+    with pytest.raises(SpecError) as caught:
+        validate_spec(base(**changes))
+    assert any(problem.startswith(expected) for problem in caught.value.problems), caught.value.problems
+
+
+def test_problems_are_bounded_in_number_and_length() -> None:
+    with pytest.raises(SpecError) as caught:
+        validate_spec(base(service="x" * 100_000, steps=[{"setWeight": 1000}] * 1000))
+    problems = caught.value.problems
+    assert len(problems) == MAX_PROBLEMS + 1 and problems[-1] == "... and 981 more problems"
+    assert all(len(problem) <= MAX_PROBLEM_LENGTH for problem in problems)
+    assert problems[0].startswith("service: must be a lowercase DNS label") and problems[0].endswith("...")
+
+
+def test_a_validator_that_meets_the_unexpected_still_raises_spec_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # pydantic turns only ValueError and AssertionError into validation errors.
+    def overflow(data: Any) -> None:
+        raise OverflowError("date value out of range")
+
+    monkeypatch.setattr("workflows.spec.RolloutSpec.model_validate", overflow)
+    with pytest.raises(
+        SpecError, match=r"spec: cannot be validated \(OverflowError: date value out of range\)"
+    ):
+        validate_spec(base())
 
 
 def test_durations_print_the_way_users_write_them() -> None:
