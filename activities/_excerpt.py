@@ -18,9 +18,13 @@ _TOKEN = re.compile(r"[A-Za-z0-9_\-+/=.:]{20,}")
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e]+")
 
 
-def excerpt(text: object, limit: int = LIMIT) -> str:
-    """``text`` as at most ``limit`` printable ASCII characters, token-like runs redacted."""
+def excerpt(text: object, limit: int = LIMIT, *, redact: bool = True) -> str:
+    """``text`` as at most ``limit`` printable ASCII characters, token-like runs redacted.
+
+    ``redact=False`` is for names a routes file gives its own parts (a route, a cluster), which
+    are reported as such elsewhere too and are often long dotted names that look like tokens."""
     flat = _UNPRINTABLE.sub(" ", str(text))
     flat = " ".join(flat.split())
-    flat = _TOKEN.sub("[redacted]", flat)
+    if redact:
+        flat = _TOKEN.sub("[redacted]", flat)
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."

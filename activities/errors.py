@@ -9,6 +9,7 @@ Hierarchy::
     ├── Forbidden                    the worker lacks a permission (names the verb)    (not retried)
     ├── NotAllowed                   the worker's policy refuses what the spec asks    (not retried)
     ├── RouteDrifted                 the route is not at the weights the rollout set   (not retried)
+    ├── RouteRejected                the proxy refused the new route; the old one is back (not retried)
     ├── Conflict                     someone wrote in between; read again and retry    (retried)
     ├── TransientError               5xx, 429, timeouts, a proxy not yet updated       (retried)
     └── WorkloadError                the old Deployment could not be retired           (not retried)
@@ -29,6 +30,7 @@ __all__ = [
     "RouteInvalid",
     "RouteNotFound",
     "RouteNotWritable",
+    "RouteRejected",
     "SluiceError",
     "TransientError",
     "WorkloadError",
@@ -77,6 +79,14 @@ class RouteDrifted(SluiceError):
     def __init__(self, message: str, observed: dict[str, object]) -> None:
         super().__init__(message)
         self.observed = observed
+
+
+class RouteRejected(SluiceError):
+    """The data plane refused the changed route (Envoy rejected the new RDS file).
+
+    The router has put the previous route back, so retrying would only be refused again; the
+    message gives the proxy's reason and names what it refused (an unknown cluster).
+    """
 
 
 class Conflict(SluiceError):

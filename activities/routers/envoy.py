@@ -1,60 +1,72 @@
 """Envoy through its filesystem RDS file.
 
-Envoy watches the file's directory and reloads when a file is moved onto the path, so every
-write goes to a temporary file in the same directory, is fsynced, then renamed over the
-original. Only the weights of one route are changed; every other key, route and
-RouteConfiguration in the file stays as it was. A ``flock`` on a side file serialises
-concurrent editors of one file (several rollouts sharing one RDS file).
+Only the split of one route is changed (:mod:`activities.routers._envoy_split`: ``cluster`` or
+``weighted_clusters``, or Envoy's ``runtime_fraction`` traffic shift); every other key, route and
+RouteConfiguration in the file stays as it was, in the file's own spelling and format
+(:mod:`activities.routers._rds_file`).
+
+With ``admin`` set, a change returns only once Envoy serves the split the file now describes
+(compared share by share from Envoy's config dump, not by version string); a change Envoy
+rejects (its ``update_rejected`` counter rises) is undone by putting the previous file back,
+then fails with :class:`~activities.errors.RouteRejected`. The file lock is held until Envoy
+has answered, so a rejection is always that of this change. Runtime keys set in Envoy that
+override the file's fraction or weights make the route refused: the file would not say what Envoy
+serves.
 
 The file must lie, symlinks resolved, under a directory the worker manages
 (``SLUICE_ROUTES_DIRS``, :meth:`activities.policy.WorkerPolicy.routes_file`), and the router edits
-that real file: a symlinked routes file stays a symlink. Errors never quote the file's content
-(a spec could name any file there), only where the problem is.
+that real file: a symlinked routes file stays a symlink.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import errno
-import fcntl
-import hashlib
-import json
 import os
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
+import structlog
 
 from activities._excerpt import excerpt
 from activities.errors import (
     NotAllowed,
     RouteInvalid,
     RouteNotFound,
-    RouteNotWritable,
+    RouteRejected,
     SluiceError,
     TransientError,
 )
-from activities.outbound import GuardedTransport, OutboundPolicy
+from activities.outbound import OutboundPolicy
 from activities.policy import current_policy
+from activities.routers._envoy_admin import EnvoyAdmin, why_rejected
+from activities.routers._envoy_match import find_target
+from activities.routers._envoy_split import Selection, Shares, Target, nonzero, percent
+from activities.routers._rds_file import SNAKE, RdsFile, RdsText, Spelling, version_of
 from workflows.models import RouteInput, RouteState, Weights
 from workflows.spec import Destination, EnvoyRouterSpec
 
 __all__ = ["EnvoyRouter"]
 
+log = structlog.get_logger(__name__)
+
 _ROUTE_CONFIG_TYPE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 _APPLY_TIMEOUT_SECONDS = 10.0
-# errno values that mean "this file system or directory will not take the write"
-_NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+class _Rejected(Exception):
+    """Envoy counted a rejected update while the router waited for its change."""
+
+    def __init__(self, served: Shares | None) -> None:
+        super().__init__("rejected")
+        self.served = served
 
 
 class EnvoyRouter:
-    """Edits one route's ``weighted_clusters`` in an Envoy filesystem RDS file."""
+    """Drives one route's split in an Envoy filesystem RDS file."""
 
     def __init__(
         self,
@@ -71,7 +83,9 @@ class EnvoyRouter:
         self.path = path or Path(os.path.realpath(spec.routes_file))
         self.stable = stable.host
         self.canary = canary.host
-        self._outbound = outbound or OutboundPolicy()
+        self._file = RdsFile(self.path, self.description, spec.routes_file)
+        self._admin = EnvoyAdmin(spec.admin, outbound or OutboundPolicy()) if spec.admin else None
+        self._selection = Selection(spec.virtual_host, spec.route, self.description)
         self.stop_waiting = threading.Event()
         """Set when the activity is cancelled: stop waiting for Envoy to confirm a change."""
 
@@ -92,138 +106,86 @@ class EnvoyRouter:
     # -- Router --------------------------------------------------------------------------
 
     def get_routes(self) -> RouteState:
-        document = self._load()
-        return self._state(self._route_action(document), document)
+        read = self._file.load()
+        target = self._target(read.document, read.spelling)
+        # A shape that cannot be driven is refused on the first read, before step 0 moves anything.
+        target.check(self.stable, self.canary)
+        self._refuse_runtime_overrides(target)
+        return self._state(target, read.document, read.spelling)
 
     def set_routes(self, weights: Weights) -> RouteState:
-        def edit(action: dict[str, Any]) -> None:
-            clusters = self._clusters(action)
-            by_name = {entry["name"]: entry for entry in clusters}
-            others = sorted(set(by_name) - {self.stable, self.canary})
-            if others:
-                raise RouteInvalid(
-                    f"{self.description}: the route also sends to {', '.join(others)}; "
-                    "refusing to change a split sluicegate does not own"
-                )
-            new_clusters: list[dict[str, Any]] = []
-            # Keep the entries' order and any other keys they carry (headers to add, metadata).
-            for name in [entry["name"] for entry in clusters] + [self.stable, self.canary]:
-                if name in {entry["name"] for entry in new_clusters}:
-                    continue
-                entry = dict(by_name.get(name, {"name": name}))
-                entry["weight"] = weights.stable if name == self.stable else weights.canary
-                new_clusters.append(entry)
-            action.pop("cluster", None)
-            weighted = action.setdefault("weighted_clusters", {})
-            weighted["clusters"] = new_clusters
-            weighted.pop("total_weight", None)  # deprecated; weights must sum to themselves
-
-        return self._edit(edit)
+        return self._edit(lambda target: target.set(self.stable, self.canary, weights))
 
     def finalize(self) -> RouteState:
-        def edit(action: dict[str, Any]) -> None:
-            others = sorted({e["name"] for e in self._clusters(action)} - {self.stable, self.canary})
-            if others:
-                raise RouteInvalid(
-                    f"{self.description}: the route also sends to {', '.join(others)}; "
-                    "refusing to change a split sluicegate does not own"
-                )
-            action.pop("weighted_clusters", None)
-            action["cluster"] = self.canary
+        return self._edit(lambda target: target.finalize(self.stable, self.canary))
 
-        return self._edit(edit)
+    # -- editing ---------------------------------------------------------------------------
 
-    # -- file handling ---------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        lock_path = self.path.with_name(f".{self.path.name}.lock")
-        try:
-            handle = open(lock_path, "a")  # noqa: SIM115 - held for the whole edit
-        except FileNotFoundError:
-            raise RouteNotFound(f"{self.description}: directory {self.path.parent} does not exist") from None
-        except PermissionError as exc:
-            raise RouteNotWritable(f"{self.description}: cannot lock {lock_path}: {exc.strerror}") from None
-        with handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
-    def _load(self) -> dict[str, Any]:
-        try:
-            text = self.path.read_text()
-        except FileNotFoundError:
-            raise RouteNotFound(f"{self.description}: routes file {self.path} does not exist") from None
-        except (PermissionError, IsADirectoryError) as exc:
-            raise RouteInvalid(f"{self.description}: cannot read {self.path}: {exc}") from None
-        try:
-            document = json.loads(text) if self.path.suffix == ".json" else yaml.safe_load(text)
-        except json.JSONDecodeError as exc:
-            raise RouteInvalid(self._unparsable("JSON", exc.lineno, exc.colno)) from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line, column = (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
-            raise RouteInvalid(self._unparsable("YAML", line, column)) from None
-        # YAML anchors load as one shared object: copy them apart, or editing one route's
-        # weights would also edit every route that aliases it.
-        document = _unshared(document)
-        if not isinstance(document, dict) or not isinstance(document.get("resources"), list):
-            raise RouteInvalid(
-                f"{self.description}: {self.path} is not an RDS file (no top-level resources: list)"
-            )
-        return document
-
-    def _unparsable(self, kind: str, line: int | None, column: int | None) -> str:
-        where = f" at line {line}, column {column}" if line is not None else ""
-        # the parser's message quotes the offending line: a spec can name any file, so not here
-        return f"{self.description}: {self.spec.routes_file} is not valid {kind}{where}"
-
-    def _edit(self, change: Any) -> RouteState:
-        with self._locked():
-            document = self._load()
+    def _edit(self, change: Callable[[Target], None]) -> RouteState:
+        with self._file.locked():
+            read = self._file.load()
+            document = read.document
             original = copy.deepcopy(document)
-            change(self._route_action(document))
+            target = self._target(document, read.spelling)
+            self._refuse_runtime_overrides(target)
+            change(target)
             if document != original:
-                document["version_info"] = _version_of(document)
-                self._write_atomically(document)
-        self._wait_until_applied(document)
-        return self._state(self._route_action(document), document)
+                read.spelling.put(document, "version_info", version_of(document))
+            try:
+                # Waits even when nothing changed: a retry of a write that landed waits for Envoy.
+                self._write_and_confirm(document, read, target.shares(), changed=document != original)
+            except _Rejected as rejection:
+                return self._undo(rejection, document, original, read, target.shares())
+        return self._state(target, document, read.spelling)
 
-    def _write_atomically(self, document: dict[str, Any]) -> None:
-        if self.path.suffix == ".json":
-            text = json.dumps(document, indent=2) + "\n"
-        else:
-            text = yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
-        try:
-            fd, temp_name = tempfile.mkstemp(
-                dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
+    def _write_and_confirm(
+        self, document: dict[str, Any], read: RdsText, wanted: Shares, *, changed: bool
+    ) -> None:
+        text = self._file.render(document, read)
+        if self._admin is None:
+            if changed:
+                self._file.write(text)
+            return
+        with self._admin.client() as client:
+            try:
+                baseline = self._admin.rejected_updates(client, self.spec.route_config) if changed else None
+            except (httpx.HTTPError, ValueError):
+                baseline = None  # unreachable: the wait below says so
+            if changed:
+                self._file.write(text)
+            self._wait_until_served(client, wanted, baseline)
+
+    def _undo(
+        self,
+        rejection: _Rejected,
+        document: dict[str, Any],
+        original: dict[str, Any],
+        read: RdsText,
+        wanted: Shares,
+    ) -> RouteState:
+        """Put the previous file back; fail with Envoy's reason unless Envoy already serves the
+        split asked for (the rejected file only added a destination at weight 0: the rollback
+        of a change Envoy refused asks for exactly that, and must succeed)."""
+        assert self._admin is not None
+        self._file.write(read.text)
+        with self._admin.client() as client:
+            reason = why_rejected(document, read.spelling, self._admin, client)
+        if rejection.served is not None and nonzero(rejection.served) == nonzero(wanted):
+            log.warning(
+                "Envoy rejected the routes file; it already serves the split asked for, so the "
+                "previous file is back and nothing changed",
+                route=self.description,
+                reason=reason,
             )
-        except OSError as exc:
-            raise RouteNotWritable(
-                f"{self.description}: cannot write in {self.path.parent}: {exc.strerror}"
-            ) from None
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            with contextlib.suppress(OSError):
-                os.chmod(temp_name, self.path.stat().st_mode & 0o777)
-            os.replace(temp_name, self.path)
-        except BaseException as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(temp_name)
-            if isinstance(exc, PermissionError | OSError) and exc.errno in _NOT_WRITABLE:
-                raise RouteNotWritable(
-                    f"{self.description}: cannot replace {self.path}: {exc.strerror}"
-                ) from None
-            raise
+            return self._state(self._target(original, read.spelling), original, read.spelling)
+        raise RouteRejected(
+            f"{self.description}: Envoy at {self.spec.admin} rejected the new routes file: {reason}. "
+            f"The previous file is back; Envoy still serves {_shown(rejection.served)}"
+        )
 
-    # -- navigation ---------------------------------------------------------------------------
+    # -- reading ---------------------------------------------------------------------------
 
-    def _route_action(self, document: dict[str, Any]) -> dict[str, Any]:
+    def _target(self, document: dict[str, Any], spelling: Spelling) -> Target:
         configs = [
             r
             for r in document["resources"]
@@ -241,106 +203,79 @@ class EnvoyRouter:
                 f"{self.description}: resource is a {excerpt(config.get('@type'), 60)}, "
                 "not a RouteConfiguration"
             )
-        hosts = config.get("virtual_hosts") or []
-        if self.spec.virtual_host is not None:
-            hosts = [h for h in hosts if h.get("name") == self.spec.virtual_host]
-        if not hosts:
-            raise RouteNotFound(f"{self.description}: no virtual host {self.spec.virtual_host or '(any)'}")
-        routes = hosts[0].get("routes") or []
-        if self.spec.route is not None:
-            routes = [r for r in routes if r.get("name") == self.spec.route]
-        if not routes:
-            raise RouteNotFound(f"{self.description}: no route {self.spec.route or '(any)'}")
-        action = routes[0].get("route")
-        if not isinstance(action, dict):
-            raise RouteInvalid(
-                f"{self.description}: the route has no route action (redirect or direct_response?)"
-            )
-        return action
+        return find_target(config, self._selection, spelling)
 
-    def _clusters(self, action: dict[str, Any]) -> list[dict[str, Any]]:
-        if "cluster" in action:
-            return [{"name": action["cluster"], "weight": 100}]
-        clusters = (action.get("weighted_clusters") or {}).get("clusters")
-        if not isinstance(clusters, list):
-            raise RouteInvalid(f"{self.description}: the route has neither cluster nor weighted_clusters")
-        return clusters
-
-    def _state(self, action: dict[str, Any], document: dict[str, Any]) -> RouteState:
-        weights = {e["name"]: int(e.get("weight", 0)) for e in self._clusters(action)}
+    def _state(self, target: Target, document: dict[str, Any], spelling: Spelling) -> RouteState:
+        shares = target.shares()
+        stable, canary = shares.pop(self.stable, None), shares.pop(self.canary, None)
         return RouteState(
-            stable=weights.pop(self.stable, None),
-            canary=weights.pop(self.canary, None),
-            others=weights,
-            version=str(document.get("version_info", "")),
+            stable=None if stable is None else percent(stable),
+            canary=None if canary is None else percent(canary),
+            # A destination at weight 0 receives nothing: not another destination taking traffic.
+            others={name: percent(share) for name, share in nonzero(shares).items()},
+            version=str(spelling.get(document, "version_info") or ""),
             description=self.description,
         )
 
-    # -- confirmation ---------------------------------------------------------------------------
-
-    def _wait_until_applied(self, document: dict[str, Any]) -> None:
-        """With ``admin`` set, return only once Envoy serves the route's clusters and weights.
-
-        The served route is compared, not ``version_info``: Envoy keeps its old version string
-        when a file's resources did not change, so a version check could wait forever after a
-        hand rewrite, while the weights are what matters.
-        """
-        if not self.spec.admin:
+    def _refuse_runtime_overrides(self, target: Target) -> None:
+        keys = target.runtime_keys()
+        if self._admin is None or not keys:
             return
-        wanted = self._weights(self._route_action(document))
-        url = self.spec.admin.rstrip("/") + "/config_dump?resource=dynamic_route_configs"
+        try:
+            with self._admin.client() as client:
+                overridden = self._admin.runtime_values(client, keys)
+        except (httpx.HTTPError, ValueError):
+            return  # unreachable: a change's confirmation says so; a read reports the file
+        if overridden:
+            found = ", ".join(f"{key} = {excerpt(value, 20)}" for key, value in overridden.items())
+            raise RouteInvalid(
+                f"{self.description}: Envoy's runtime sets {found}, which overrides the route's "
+                "split in the file; sluicegate changes only the file, so Envoy would not serve "
+                "what it reports. Remove the runtime override to let sluicegate drive this route"
+            )
+
+    # -- confirmation ------------------------------------------------------------------------
+
+    def _wait_until_served(self, client: httpx.Client, wanted: Shares, baseline: int | None) -> None:
+        """Return once Envoy serves ``wanted``; raise :class:`_Rejected` when Envoy counts a
+        rejected update past ``baseline``, TransientError when it does neither in time.
+
+        The served split is compared, not ``version_info``: Envoy keeps its old version string
+        when a file's resources did not change, so a version check could wait forever after a
+        hand rewrite, while the split is what matters.
+        """
+        assert self._admin is not None
         deadline = time.monotonic() + _APPLY_TIMEOUT_SECONDS
         delay = 0.002
         seen: object = "(unreachable)"
-        transport = GuardedTransport(self._outbound, "router.admin")
-        with httpx.Client(timeout=2.0, transport=transport) as client:
-            while True:
-                try:
-                    served = _served_route_config(client.get(url).json(), self.spec.route_config)
-                    seen = "(no such route config)" if served is None else self._served_weights(served)
-                    if seen == wanted:
-                        return
-                except NotAllowed:
-                    raise
-                except (httpx.HTTPError, ValueError, SluiceError):
-                    pass
-                if time.monotonic() > deadline:
-                    raise TransientError(
-                        f"{self.description}: Envoy at {self.spec.admin} still serves "
-                        f"{excerpt(seen, 120)} on {self.spec.route_config}, not {wanted}"
-                    )
-                if self.stop_waiting.wait(delay):  # Envoy applies a renamed file within milliseconds
-                    raise TransientError(f"{self.description}: stopped waiting for Envoy (cancelled)")
-                delay = min(delay * 2, 0.05)
-
-    def _weights(self, action: dict[str, Any]) -> dict[str, int]:
-        return {str(e["name"]): int(e.get("weight", 0)) for e in self._clusters(action)}
-
-    def _served_weights(self, route_config: dict[str, Any]) -> dict[str, int]:
-        # Envoy's dump has the same shape as the file (proto JSON, snake_case keys).
-        return self._weights(self._route_action({"resources": [route_config]}))
+        served: Shares | None = None
+        while True:
+            try:
+                config = self._admin.served_route_config(client, self.spec.route_config)
+                served = None if config is None else find_target(config, self._selection, SNAKE).shares()
+                seen = "(no such route config)" if served is None else _shown(served)
+                if served == wanted:
+                    return
+                if (
+                    baseline is not None
+                    and (self._admin.rejected_updates(client, self.spec.route_config) or 0) > baseline
+                ):
+                    raise _Rejected(served)
+            except NotAllowed:
+                raise
+            except (httpx.HTTPError, ValueError, SluiceError):
+                pass
+            if time.monotonic() > deadline:
+                raise TransientError(
+                    f"{self.description}: Envoy at {self.spec.admin} still serves "
+                    f"{excerpt(seen, 120)} on {self.spec.route_config}, not {_shown(wanted)}"
+                )
+            if self.stop_waiting.wait(delay):  # Envoy applies a renamed file within milliseconds
+                raise TransientError(f"{self.description}: stopped waiting for Envoy (cancelled)")
+            delay = min(delay * 2, 0.05)
 
 
-def _served_route_config(config_dump: dict[str, Any], name: str) -> dict[str, Any] | None:
-    # With ?resource=dynamic_route_configs each entry of "configs" is one DynamicRouteConfig;
-    # without it the entries are RoutesConfigDumps holding a dynamic_route_configs list.
-    for config in config_dump.get("configs", []):
-        for dynamic in [config, *config.get("dynamic_route_configs", [])]:
-            route_config = dynamic.get("route_config", {})
-            if route_config.get("name") == name:
-                return dict(route_config)
-    return None
-
-
-def _unshared(value: Any) -> Any:
-    """A copy of a loaded document in which no dict or list appears twice."""
-    if isinstance(value, dict):
-        return {key: _unshared(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_unshared(item) for item in value]
-    return value
-
-
-def _version_of(document: dict[str, Any]) -> str:
-    body = json.dumps(document.get("resources"), sort_keys=True).encode()
-    return "sluice-" + hashlib.sha256(body).hexdigest()[:16]
+def _shown(shares: Shares | None) -> str:
+    if shares is None:
+        return "(nothing known)"
+    return str({name: percent(share) for name, share in shares.items()})

@@ -104,6 +104,9 @@ def envoy_bootstrap(
         "admin": {"address": _socket(admin_port)},
         # Histograms reach the admin endpoint at each flush (default 5s): 1s keeps p99 readings fresh.
         "stats_flush_interval": "1s",
+        # An admin runtime layer, so ``/runtime_modify`` can override a route's runtime keys (the
+        # router must notice that what Envoy serves is then not what its RDS file says).
+        "layered_runtime": {"layers": [{"name": "admin", "admin_layer": {}}]},
         "static_resources": {
             "listeners": [
                 {

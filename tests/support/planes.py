@@ -7,16 +7,19 @@ so counts are exact. Everything listens on 127.0.0.1 and is stopped after the te
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from sluice.stack import Backend, DataPlane, Fault
+from activities.policy import WorkerPolicy
+from sluice.stack import CANARY, STABLE, Backend, DataPlane, Fault
 from tests.support.binaries import require_binary
 
-__all__ = ["envoy_stack", "metrics_plane", "start_plane"]
+__all__ = ["envoy_rollout_spec", "envoy_stack", "managing", "metrics_plane", "start_plane"]
 
 
 def start_plane(
@@ -63,3 +66,26 @@ def envoy_stack(tmp_path: Path) -> Iterator[DataPlane]:
         yield plane
     finally:
         plane.stop()
+
+
+def envoy_rollout_spec(plane: DataPlane, steps: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """A rollout spec driving the plane's route (``reviews``, stable to canary) through its admin."""
+    router = {
+        "kind": "envoy",
+        "routesFile": str(plane.envoy.routes_file),
+        "routeConfig": "reviews",
+        "admin": plane.admin_url,
+    }
+    return {
+        "service": f"reviews-{uuid.uuid4().hex[:6]}",
+        "router": router,
+        "stable": {"host": STABLE},
+        "canary": {"host": CANARY},
+        "steps": steps,
+        **extra,
+    }
+
+
+def managing(plane: DataPlane) -> WorkerPolicy:
+    """The worker's policy for this plane: it may edit the plane's RDS directory."""
+    return WorkerPolicy(routes_dirs=(plane.envoy.routes_file.parent,))

@@ -24,9 +24,10 @@ import yaml
 from scipy.stats import binomtest
 
 import activities.routers.envoy as envoy_module
-from activities.errors import RouteInvalid, RouteNotFound, TransientError
+from activities.errors import RouteInvalid, RouteNotFound, RouteRejected, TransientError
 from activities.policy import WorkerPolicy, using_policy
 from activities.routers import EnvoyRouter, build_router
+from activities.routers._rds_file import RdsFile, RdsText
 from sluice.stack import CANARY, STABLE, Backend, DataPlane, EnvoyProxy, free_port
 from tests.support.binaries import require_binary
 from workflows.models import RouteInput, Weights
@@ -76,6 +77,19 @@ def rds_document() -> dict[str, Any]:
                                 "redirect": {"path_redirect": "/new"},
                             },
                             {
+                                "name": "three",
+                                "match": {"prefix": "/three"},
+                                "route": {
+                                    "weighted_clusters": {
+                                        "clusters": [
+                                            {"name": "reviews-v1", "weight": 80},
+                                            {"name": "reviews-v2", "weight": 10},
+                                            {"name": "reviews-v3", "weight": 10},
+                                        ]
+                                    }
+                                },
+                            },
+                            {
                                 "name": "split",
                                 "match": {"prefix": "/"},
                                 "route": {
@@ -94,19 +108,6 @@ def rds_document() -> dict[str, Any]:
                                             {"name": "reviews-v1", "weight": 90},
                                         ],
                                     },
-                                },
-                            },
-                            {
-                                "name": "three",
-                                "match": {"prefix": "/three"},
-                                "route": {
-                                    "weighted_clusters": {
-                                        "clusters": [
-                                            {"name": "reviews-v1", "weight": 80},
-                                            {"name": "reviews-v2", "weight": 10},
-                                            {"name": "reviews-v3", "weight": 10},
-                                        ]
-                                    }
                                 },
                             },
                         ],
@@ -555,14 +556,14 @@ def _race_two_configs(rds: Path) -> dict[str, Any]:
 @pytest.fixture
 def slow_load(monkeypatch: pytest.MonkeyPatch) -> None:
     """Widen the read-modify-write window so two unserialised editors would surely collide."""
-    original = EnvoyRouter._load
+    original = RdsFile.load
 
-    def slow(self: EnvoyRouter) -> dict[str, Any]:
-        document = original(self)
+    def slow(self: RdsFile) -> RdsText:
+        read = original(self)
         threading.Event().wait(0.3)
-        return document
+        return read
 
-    monkeypatch.setattr(EnvoyRouter, "_load", slow)
+    monkeypatch.setattr(RdsFile, "load", slow)
 
 
 @pytest.mark.usefixtures("slow_load")
@@ -583,7 +584,7 @@ def test_the_race_is_real_without_the_lock(rds: Path, monkeypatch: pytest.Monkey
     """Control for the test above: with the flock disabled one of the two edits is lost."""
     import contextlib
 
-    monkeypatch.setattr(EnvoyRouter, "_locked", lambda self: contextlib.nullcontext())
+    monkeypatch.setattr(RdsFile, "locked", lambda self: contextlib.nullcontext())
     after = _race_two_configs(rds)
     reviews_edited = "weighted_clusters" in find_route(after, "reviews", "internal", "default")["route"]
     ratings_edited = "weighted_clusters" in find_route(after, "ratings", "ratings", "default")["route"]
@@ -682,12 +683,9 @@ def test_unreachable_admin_is_a_transient_error(
     live_envoy.router().set_routes(Weights(stable=100, canary=0))
 
 
-def test_envoy_rejects_an_rds_file_with_two_route_configurations(
-    live_envoy: LiveEnvoy, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_envoy_rejects_an_rds_file_with_two_route_configurations(live_envoy: LiveEnvoy) -> None:
     """Envoy's filesystem RDS takes exactly one resource per file ("Unexpected RDS resource
-    length: 2"), so a router waiting on the admin port reports the change as not applied."""
-    monkeypatch.setattr(envoy_module, "_APPLY_TIMEOUT_SECONDS", 1.0)
+    length: 2"): the router sees Envoy reject its change, puts the file back and says why."""
     path = live_envoy.proxy.routes_file
     original = path.read_text()
     document = read_doc(path)
@@ -695,9 +693,11 @@ def test_envoy_rejects_an_rds_file_with_two_route_configurations(
     tmp = path.with_name(".two.yaml")
     write_doc(tmp, document)
     os.replace(tmp, path)
+    two = path.read_text()
     try:
-        with pytest.raises(TransientError, match="still serves"):
+        with pytest.raises(RouteRejected, match="Unexpected RDS resource length: 2"):
             live_envoy.router().set_routes(Weights(stable=20, canary=80))
+        assert path.read_text() == two  # the file as it was before the change
         assert live_envoy.count(50) == Counter({"reviews-v1": 50})  # the old config stays
     finally:
         tmp.write_text(original)
