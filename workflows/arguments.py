@@ -22,8 +22,9 @@ from temporalio.converter import PayloadConverter
 
 from workflows._base import _Model
 from workflows.carried import RolloutState
-from workflows.spec import ArgumentsError, RolloutSpec, SpecError, bounded_problems, validation_problems
+from workflows.spec import RolloutSpec
 from workflows.state import plan_view
+from workflows.validation import ArgumentsError, SpecError, bounded_problems, validation_problems
 
 __all__ = ["MAX_NESTING", "decode_carried", "decode_spec"]
 

@@ -13,9 +13,11 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from workflows._base import _Model
+from workflows.errors import RolloutFailure
 from workflows.measurements import AnalysisState
 from workflows.models import AbortInput, PromoteInput, Weights
-from workflows.state import TERMINAL_PHASES, PauseCondition, PauseReason, RolloutStatus
+from workflows.spec import RolloutSpec
+from workflows.state import TERMINAL_PHASES, PauseCondition, PauseReason, RolloutStatus, plan_view
 
 __all__ = ["RolloutState", "Stage", "derive_phase"]
 
@@ -107,6 +109,25 @@ class RolloutState(_Model):
         """Whether ending the current wait releases its step: not for a hold between steps,
         whose step has not begun (older runs did release it; see :attr:`legacy_hold_release`)."""
         return not self.holding or self.legacy_hold_release
+
+    @classmethod
+    def fresh(cls, rollout_id: str, spec: RolloutSpec | None, raw: Any) -> RolloutState:
+        """The state a new rollout starts with (for an invalid spec: what status can still say)."""
+        service = spec.service if spec is not None else raw.get("service") if isinstance(raw, dict) else None
+        status = RolloutStatus(
+            rollout_id=rollout_id,
+            service=service[:253] if isinstance(service, str) else "",
+            namespace=spec.namespace if spec is not None else "",
+            steps=plan_view(spec) if spec is not None else [],
+        )
+        return cls(stage="Initializing", status=status)
+
+    def abort_failure(self) -> RolloutFailure | None:
+        """The rollback an accepted ``abort`` asks for (it always rolls back, once accepted)."""
+        if self.abort is None:
+            return None
+        reason = f": {self.abort.reason}" if self.abort.reason else ""
+        return RolloutFailure("RolloutAborted", f"aborted by {self.abort.by}{reason}")
 
     def finishing(self) -> bool:
         """Ended, rolling back, or about to (an abort was accepted)."""

@@ -7,14 +7,16 @@ trying for up to :data:`ROLLBACK_PATIENCE`, and status says why each round faile
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import NoReturn
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.errors import RolloutFailure, failure_from
     from workflows.models import RouteState, SetWeightsInput
+    from workflows.ownership import RouteOwnership
     from workflows.traffic import STABLE_ONLY, Traffic
 
 __all__ = ["ROLLBACK_PATIENCE", "Rollback"]
@@ -38,6 +40,25 @@ class Rollback:
 
     def __init__(self, traffic: Traffic) -> None:
         self.traffic = traffic
+
+    async def compensate(self, failure: RolloutFailure, ownership: RouteOwnership) -> NoReturn:
+        """Restore 100% stable, give the route back, then fail the workflow with the failure's type."""
+        state, events = self.traffic.state, self.traffic.events
+        status = state.status
+        status.waiting_for = None
+        status.error_type = failure.error_type
+        status.message = failure.message
+        events.record(
+            "rollbackStarted",
+            status.current_step,
+            detail={"type": failure.error_type, "reason": failure.message},
+        )
+        status.message = await self.restore_stable(failure)
+        status.finished_at = workflow.now()
+        events.record("rolloutEnded", status.current_step, detail={"phase": status.phase})
+        await ownership.release()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        raise ApplicationError(status.message, status.as_json(), type=failure.error_type, non_retryable=True)
 
     async def restore_stable(self, failure: RolloutFailure) -> str:
         """Rollback: 100% stable (if traffic was touched), then a check of what is served.

@@ -34,7 +34,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.plan import Plan
     from workflows.rollback import Rollback
     from workflows.spec import RolloutSpec, SpecError, validate_spec
-    from workflows.state import RolloutStatus, plan_view
     from workflows.traffic import Traffic
     from workflows.waits import ContinueAsNewRequested, Waits
     from workflows.watch import AnalysisWatch
@@ -85,18 +84,7 @@ class Rollout:
             self.state = carried
             self.state.status.rollout_id = workflow.info().workflow_id
         else:
-            service = spec.get("service") if isinstance(spec, dict) else None
-            if self.spec is not None:
-                service = self.spec.service
-            self.state = RolloutState(
-                stage="Initializing",
-                status=RolloutStatus(
-                    rollout_id=workflow.info().workflow_id,
-                    service=service[:253] if isinstance(service, str) else "",
-                    namespace=self.spec.namespace if self.spec else "",
-                    steps=plan_view(self.spec) if self.spec else [],
-                ),
-            )
+            self.state = RolloutState.fresh(workflow.info().workflow_id, self.spec, spec)
         self.events = EventSink(self.state)
         self.inbox = Inbox(self.state, self.events)
 
@@ -129,21 +117,14 @@ class Rollout:
 
         failure = await self._run_plan(Plan(self.spec, state, traffic, ownership), watch, waits, spec)
         await watch.stop()
-        failure = failure or self._aborted()  # accepted while the analysis watch stopped
+        failure = failure or self.state.abort_failure()  # accepted while the analysis watch stopped
         if failure is not None:
-            await self._roll_back(traffic, ownership, failure)
+            await Rollback(traffic).compensate(failure, ownership)
         state.stage = "Succeeded"
         self.events.publish()
         state.status.waiting_for = None
         state.status.finished_at = workflow.now()
-        weights = state.status.weights
-        state.status.message = (
-            f"rollout complete at {weights.stable if weights else 100}% stable / "
-            f"{weights.canary if weights else 0}% canary"
-        )
-        old = state.status.old_workload
-        if old is not None and old.error is not None:
-            state.status.message += f"; the old workload was NOT retired: {old.error}"
+        state.status.message = state.status.completion_message()
         await ownership.release()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return state.status.as_json()
@@ -164,7 +145,7 @@ class Rollout:
             failure = RolloutFailure("AnalysisFailed", watch.failure)
         if failure is None:
             # An accepted abort always rolls back, even when the plan finished in the same moment.
-            failure = self._aborted()
+            failure = self.state.abort_failure()
         if failure is not None:
             waits.stopping = True
             task.cancel()
@@ -186,28 +167,6 @@ class Rollout:
         if error is not None:
             raise error  # a bug: fail the workflow task so a fixed worker can resume it
         return None
-
-    def _aborted(self) -> RolloutFailure | None:
-        abort = self.state.abort
-        if abort is None:
-            return None
-        reason = f": {abort.reason}" if abort.reason else ""
-        return RolloutFailure("RolloutAborted", f"aborted by {abort.by}{reason}")
-
-    async def _roll_back(self, traffic: Traffic, ownership: RouteOwnership, failure: RolloutFailure) -> None:
-        """Compensation: restore 100% stable, then fail the workflow with the failure's type."""
-        status = self.state.status
-        status.waiting_for = None
-        status.error_type = failure.error_type
-        status.message = failure.message
-        detail = {"type": failure.error_type, "reason": failure.message}
-        self.events.record("rollbackStarted", status.current_step, detail=detail)
-        status.message = await Rollback(traffic).restore_stable(failure)
-        status.finished_at = workflow.now()
-        self.events.record("rolloutEnded", status.current_step, detail={"phase": status.phase})
-        await ownership.release()
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        raise ApplicationError(status.message, status.as_json(), type=failure.error_type, non_retryable=True)
 
     def _fail_invalid(self, error: SpecError) -> NoReturn:
         status = self.state.status

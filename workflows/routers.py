@@ -44,6 +44,8 @@ class Destination(_SpecModel):
     deployment: DnsName | None = None
     """Canary, Kubernetes routers: the Deployment that must be Available, its pods updated,
     before the canary gets its first traffic."""
+    wait_healthy: bool = False
+    """Canary, envoy router with ``admin``: wait until Envoy's canary cluster has a healthy host."""
     ready_timeout: Duration | None = None
     """Canary: how long to wait for it to be ready before giving up (``CanaryNotReady``)."""
 

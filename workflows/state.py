@@ -171,6 +171,14 @@ class RolloutStatus(_Model):
                 data["pauseConditions"] = [PauseCondition.from_record(paused)]
         return data
 
+    def completion_message(self) -> str:
+        """What a rollout that succeeded says: where traffic stands, and a workload left behind."""
+        weights = self.weights or Weights(stable=100, canary=0)
+        message = f"rollout complete at {weights.stable}% stable / {weights.canary}% canary"
+        if self.old_workload is not None and self.old_workload.error is not None:
+            message += f"; the old workload was NOT retired: {self.old_workload.error}"
+        return message
+
     def add_event(self, event: EventRecord) -> None:
         """Keep ``event`` among the newest :data:`KEEP_EVENTS` and count it."""
         self.events.append(event)

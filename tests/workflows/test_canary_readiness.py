@@ -46,7 +46,7 @@ def envoy_spec(plane: DataPlane, steps: list[dict[str, Any]], **canary: Any) -> 
         "service": f"reviews-{uuid.uuid4().hex[:6]}",
         "router": router,
         "stable": {"host": STABLE},
-        "canary": {"host": CANARY, **canary},
+        "canary": {"host": CANARY, "waitHealthy": True, **canary},
         "steps": steps,
     }
 

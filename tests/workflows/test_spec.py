@@ -9,14 +9,13 @@ import pytest
 
 from workflows._durations import format_duration, parse_duration
 from workflows.spec import (
-    MAX_PROBLEM_LENGTH,
-    MAX_PROBLEMS,
     ROUTER_KINDS,
     ROUTER_SPECS,
     RouterTraits,
     SpecError,
     validate_spec,
 )
+from workflows.validation import MAX_PROBLEM_LENGTH, MAX_PROBLEMS
 
 
 def base(**changes: Any) -> dict[str, Any]:
