@@ -205,27 +205,39 @@ def test_route_edited_by_hand_at_a_gate_is_held_as_drift(
     served(stack, 0)
 
 
+def create_schedule(cli: TemporalCli, schedule_id: str, spec_file: Path) -> None:
+    """A schedule that starts a rollout once a year (the tests trigger it by hand)."""
+    cli.run(
+        "schedule", "create", "--schedule-id", schedule_id, "--type", "Rollout",
+        "--task-queue", "rollouts", "--workflow-id", f"{schedule_id}-rollout",
+        "--input-file", str(spec_file), "--cron", "0 0 1 1 *",
+    )  # fmt: skip
+
+
+def trigger(cli: TemporalCli, schedule_id: str) -> str:
+    """Trigger the schedule; the workflow id of the run it started (Temporal timestamps it)."""
+    cli.run("schedule", "trigger", "--schedule-id", schedule_id)
+
+    def started_run() -> str | None:
+        info = cli.json("schedule", "describe", "--schedule-id", schedule_id)["info"]
+        actions = info.get("recentActions") or []
+        return actions[0]["startWorkflowResult"]["workflowId"] if actions else None
+
+    workflow_id = wait_until(started_run, 15, "the triggered schedule started nothing")
+    assert workflow_id is not None
+    return workflow_id
+
+
 def test_schedule_created_with_the_cli_starts_a_rollout(
     clean_stack: LocalStack, cli: TemporalCli, tmp_path: Path
 ) -> None:
     stack = clean_stack
     schedule_id = unique_id("sched")
     spec_file = write_spec(tmp_path, stack.spec_for([{"setWeight": 50}, {"setWeight": 100}]))
-    cli.run(
-        "schedule", "create", "--schedule-id", schedule_id, "--type", "Rollout",
-        "--task-queue", "rollouts", "--workflow-id", f"{schedule_id}-rollout",
-        "--input-file", str(spec_file), "--cron", "0 0 1 1 *",
-    )  # fmt: skip
+    create_schedule(cli, schedule_id, spec_file)
     try:
-        cli.run("schedule", "trigger", "--schedule-id", schedule_id)
-
-        def started_run() -> str | None:
-            info = cli.json("schedule", "describe", "--schedule-id", schedule_id)["info"]
-            actions = info.get("recentActions") or []
-            return actions[0]["startWorkflowResult"]["workflowId"] if actions else None
-
-        workflow_id = wait_until(started_run, 15, "the triggered schedule started nothing")
-        assert workflow_id is not None and workflow_id.startswith(f"{schedule_id}-rollout")
+        workflow_id = trigger(cli, schedule_id)
+        assert workflow_id.startswith(f"{schedule_id}-rollout")
         summary = completed_result(cli.result(workflow_id))
         assert summary["phase"] == "Succeeded"
         assert weights_set(summary) == [(0, 0), (1, 50), (2, 100)]
@@ -251,21 +263,9 @@ def test_a_scheduled_run_and_a_manual_start_of_one_route_do_not_both_drive_it(
     spec_file = write_spec(
         tmp_path, stack.spec_for([{"setWeight": 50}, {"approval": {}}, {"setWeight": 100}])
     )
-    cli.run(
-        "schedule", "create", "--schedule-id", schedule_id, "--type", "Rollout",
-        "--task-queue", "rollouts", "--workflow-id", f"{schedule_id}-rollout",
-        "--input-file", str(spec_file), "--cron", "0 0 1 1 *",
-    )  # fmt: skip
+    create_schedule(cli, schedule_id, spec_file)
     try:
-        cli.run("schedule", "trigger", "--schedule-id", schedule_id)
-
-        def started_run() -> str | None:
-            info = cli.json("schedule", "describe", "--schedule-id", schedule_id)["info"]
-            actions = info.get("recentActions") or []
-            return actions[0]["startWorkflowResult"]["workflowId"] if actions else None
-
-        scheduled = wait_until(started_run, 15, "the triggered schedule started nothing")
-        assert scheduled is not None
+        scheduled = trigger(cli, schedule_id)
         cli.wait_status(scheduled, waiting_at(2))
         manual = unique_id("manual")
         cli.start(manual, spec_file)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from tests.support.binaries import require_binary
 from tests.support.e2e import rds_weights
 from tests.support.kube_emulator import DEPLOYMENT, KubeEmulator
 from tests.support.kube_fixtures import kube
+from tests.support.planes import envoy_rollout_spec
 from tests.support.rollouts import failure_of, start_rollout, wait_for_status
 from tests.workflows.test_rollout_kubernetes import istio_spec, seed_istio, vs_weights
 from worker.main import build_worker
@@ -36,19 +36,10 @@ def plane(tmp_path: Path) -> Iterator[DataPlane]:
 
 
 def envoy_spec(plane: DataPlane, steps: list[dict[str, Any]], **canary: Any) -> dict[str, Any]:
-    router = {
-        "kind": "envoy",
-        "routesFile": str(plane.envoy.routes_file),
-        "routeConfig": "reviews",
-        "admin": plane.admin_url,
-    }
-    return {
-        "service": f"reviews-{uuid.uuid4().hex[:6]}",
-        "router": router,
-        "stable": {"host": STABLE},
-        "canary": {"host": CANARY, "waitHealthy": True, **canary},
-        "steps": steps,
-    }
+    """The plane's rollout spec with a canary whose health Envoy is asked about."""
+    spec = envoy_rollout_spec(plane, steps)
+    spec["canary"] = {**spec["canary"], "waitHealthy": True, **canary}
+    return spec
 
 
 def wait_unhealthy(plane: DataPlane) -> None:
