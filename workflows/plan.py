@@ -4,6 +4,7 @@ dispatched from one table. Holds between steps while paused; a full promotion sk
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Literal
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
@@ -18,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
 
 __all__ = ["Plan"]
 
-StepState = str  # "pending" | "running" | "done" | "skipped"
+StepState = Literal["pending", "running", "done", "skipped"]
 
 
 class Plan:
@@ -98,7 +99,7 @@ class Plan:
 
     def _mark(self, index: int, state: StepState) -> None:
         view = self.state.status.steps[index]
-        view.state = state  # type: ignore[assignment]
+        view.state = state
         if state == "running":
             view.started_at = workflow.now()
         else:
