@@ -9,6 +9,7 @@ benchmarks run on loopback, defined once.
 - ``_traffic``: a background load, and counting which version answered.
 - ``_plane``: Envoy in front of the backends (plus Prometheus and a load when asked).
 - ``_temporal`` and ``_local``: the dev server, the worker, and the whole stack.
+- ``_receiver``: a webhook receiver that keeps (or refuses, or hangs on) what ``notify`` sends.
 """
 
 from sluice.stack._backend import Backend, BackendProcess, Fault, Upstream
@@ -35,6 +36,7 @@ from sluice.stack._processes import (
     port_open,
 )
 from sluice.stack._prometheus import PrometheusServer
+from sluice.stack._receiver import ReceivedRequest, WebhookReceiver
 from sluice.stack._temporal import TemporalDevServer, WorkerProcess
 from sluice.stack._traffic import Load, sample_versions
 
@@ -53,10 +55,12 @@ __all__ = [
     "LocalStack",
     "ManagedProcess",
     "PrometheusServer",
+    "ReceivedRequest",
     "StackError",
     "StackPorts",
     "TemporalDevServer",
     "Upstream",
+    "WebhookReceiver",
     "WorkerProcess",
     "applied_route_version",
     "envoy_bootstrap",

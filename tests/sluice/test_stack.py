@@ -15,6 +15,7 @@ from sluice.stack import (
     Fault,
     ManagedProcess,
     StackError,
+    WebhookReceiver,
     find_binary,
     free_port,
     port_open,
@@ -74,3 +75,19 @@ def test_a_process_that_exits_or_never_gets_ready_is_stopped_and_named(tmp_path:
     with pytest.raises(StackError, match=r"after 0.5s: sleeper not ready"):
         sleeper.start(timeout=0.5)
     assert not sleeper.running() and sleeper.returncode() is not None
+
+
+def test_the_webhook_receiver_refuses_then_keeps_and_lets_hung_requests_go() -> None:
+    with WebhookReceiver(fail_first=2) as receiver:
+        codes = [httpx.post(receiver.url, json={"n": n}).status_code for n in range(3)]
+    assert codes == [503, 503, 200]
+    assert receiver.attempts == 3
+    assert receiver.bodies() == [{"n": 2}]
+
+    hung = WebhookReceiver(hang=True).start()
+    try:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(hung.url, json={}, timeout=0.5)
+    finally:
+        hung.stop()
+    assert hung.accepted == [] and hung.attempts == 1
