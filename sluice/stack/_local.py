@@ -65,6 +65,8 @@ class LocalStack:
     with_worker: bool = True
     with_prometheus: bool = False
     load_per_second: float = 0.0
+    extra_worker_env: dict[str, str] = field(default_factory=dict)
+    """More settings for the stack's worker (the demo's webhook URL and the policy to read it)."""
     started: list[_Stoppable] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -87,7 +89,7 @@ class LocalStack:
     def worker_env(self) -> dict[str, str]:
         """What the stack's worker needs beyond the defaults: the directory of Envoy's routes
         file is the one routes directory it manages."""
-        return {"SLUICE_ROUTES_DIRS": str(self.envoy.routes_file.parent)}
+        return {"SLUICE_ROUTES_DIRS": str(self.envoy.routes_file.parent), **self.extra_worker_env}
 
     def new_worker(self, log_name: str = "worker.log") -> WorkerProcess:
         """A ``python -m worker`` for this stack (not started)."""
