@@ -11,7 +11,7 @@ import asyncio
 import builtins
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from temporalio import workflow
 
@@ -103,15 +103,43 @@ class Waits:
         self.end()
 
     async def approval(self, step: int, approval: ApprovalStep) -> None:
-        """An approval gate: released by ``approve``/``promote``; a timeout rolls back."""
-        until = self.deadline(f"approval:{step}", approval.timeout) if approval.timeout is not None else None
-        self.begin("approval", step, until=until, hint="approve (or promote) this step")
-        if not await self.until(lambda: step in self.state.released_steps, until):
-            assert approval.timeout is not None
-            raise RolloutFailure(
-                "ApprovalTimedOut", f"step {step}: no approval within {format_duration(approval.timeout)}"
-            )
+        """An approval gate: released by ``approve``/``promote`` once its policy has enough
+        distinct approvers. A timeout rolls back (``onTimeout: abort``) or holds the rollout for a
+        person (``pause``: the gate then waits on, without a deadline, for its approvals)."""
+        released = lambda: step in self.state.released_steps  # noqa: E731
+        if step not in self.state.timed_out_gates:
+            timeout = approval.timeout
+            until = self.deadline(f"approval:{step}", timeout) if timeout is not None else None
+            self._begin_gate(step, until)
+            if await self.until(released, until):
+                self.end()
+                return
+            assert timeout is not None
+            message = f"step {step}: no approval within {format_duration(timeout)}"
+            if approval.on_timeout == "abort":
+                raise RolloutFailure("ApprovalTimedOut", message)
+            self._hold_timed_out_gate(step, timeout, message)
+        assert approval.timeout is not None
+        reason = f"no approval within {format_duration(approval.timeout)} (onTimeout: pause)"
+        self._begin_gate(step, None, reason=reason)
+        await self.until(released)
         self.end()
+
+    def _begin_gate(self, step: int, until: datetime | None, reason: str = "") -> None:
+        self.begin("approval", step, until=until, reason=reason, hint="approve (or promote) this step")
+        self.state.show_gate_progress(step)
+
+    def _hold_timed_out_gate(self, step: int, timeout: timedelta, message: str) -> None:
+        """``onTimeout: pause``: hold for a person. Recorded as ``approvalTimedOut`` and as a
+        ``paused`` event by ``sluicegate`` (what a person's pause records), so whoever watches
+        pauses hears of it; the ``ApprovalTimedOut`` condition shows the phase ``Paused``."""
+        state = self.state
+        state.timed_out_gates.append(step)
+        state.pause("ApprovalTimedOut", "sluicegate", message, workflow.now())
+        detail: dict[str, Any] = {"onTimeout": "pause", "timeout": format_duration(timeout)}
+        self.events.record("approvalTimedOut", step, by="sluicegate", detail=detail)
+        detail = {"reason": message, "pauseReason": "ApprovalTimedOut"}
+        self.events.record("paused", step, by="sluicegate", detail=detail)
 
     async def pause_step(self, step: int, pause: PauseStep) -> None:
         """A ``pause`` step: a timed bake (``promote`` skips it) or a hold until ``resume``/``promote``."""
