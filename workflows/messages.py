@@ -191,21 +191,23 @@ def apply_promote(state: RolloutState, request: PromoteInput, via: Via, now: dat
     gate = _at_open_gate(state)
     releases = state.releases_waiting_step()
     _end_holds(state)
-    answer = f"promoted by {request.by}"
+    progress = ""
     if gate is not None:
         record = ApprovalRecord(
             by=request.by, step=gate, at=now, comment=request.comment, via=via, kind="promote"
         )
         policy = state.count_approval(record)
         if policy.required > 1:
-            answer += f"; {progress_answer(gate, request.by, policy, state.approvals_at(gate))}"
+            progress = f"; {progress_answer(gate, request.by, policy, state.approvals_at(gate))}"
     elif waiting is not None and releases:
         state.release(waiting.step)
+    answer = f"promoted by {request.by}"
     if request.full:
         state.full_promotion = request
         answer += ": going straight to 100% canary"
         if gate is not None and gate not in state.released_steps:
-            answer += " once the gate has its approvals"
+            answer += f" once step {gate} has its approvals"
+    answer += progress
     detail: dict[str, Any] = {"via": via, "full": request.full, "comment": request.comment}
     if request.ignore_window:
         detail["ignoreWindow"] = True
