@@ -116,9 +116,11 @@ class Waits:
                 return
             assert timeout is not None
             message = f"step {step}: no approval within {format_duration(timeout)}"
+            detail: dict[str, Any] = {"onTimeout": approval.on_timeout, "timeout": format_duration(timeout)}
+            self.events.record("approvalTimedOut", step, by="sluicegate", detail=detail)
             if approval.on_timeout == "abort":
                 raise RolloutFailure("ApprovalTimedOut", message)
-            self._hold_timed_out_gate(step, timeout, message)
+            self._hold_timed_out_gate(step, message)
         assert approval.timeout is not None
         reason = f"no approval within {format_duration(approval.timeout)} (onTimeout: pause)"
         self._begin_gate(step, None, reason=reason)
@@ -129,15 +131,12 @@ class Waits:
         self.begin("approval", step, until=until, reason=reason, hint="approve (or promote) this step")
         self.state.show_gate_progress(step)
 
-    def _hold_timed_out_gate(self, step: int, timeout: timedelta, message: str) -> None:
-        """``onTimeout: pause``: hold for a person. Recorded as ``approvalTimedOut`` and as a
-        ``paused`` event by ``sluicegate`` (what a person's pause records), so whoever watches
-        pauses hears of it; the ``ApprovalTimedOut`` condition shows the phase ``Paused``."""
-        state = self.state
-        state.timed_out_gates.append(step)
-        state.pause("ApprovalTimedOut", "sluicegate", message, workflow.now())
-        detail: dict[str, Any] = {"onTimeout": "pause", "timeout": format_duration(timeout)}
-        self.events.record("approvalTimedOut", step, by="sluicegate", detail=detail)
+    def _hold_timed_out_gate(self, step: int, message: str) -> None:
+        """``onTimeout: pause``: hold for a person. Recorded as a ``paused`` event by
+        ``sluicegate`` (what a person's pause records), so whoever watches pauses hears of it;
+        the ``ApprovalTimedOut`` condition shows the phase ``Paused``."""
+        self.state.timed_out_gates.append(step)
+        self.state.pause("ApprovalTimedOut", "sluicegate", message, workflow.now())
         detail = {"reason": message, "pauseReason": "ApprovalTimedOut"}
         self.events.record("paused", step, by="sluicegate", detail=detail)
 

@@ -68,9 +68,14 @@ async def test_approval_timeout_rolls_back(skipping_env: WorkflowEnvironment) ->
         )
         with pytest.raises(WorkflowFailureError) as caught:
             await handle.result()
+        status = await handle.query("status")
     error = caught.value.cause
     assert isinstance(error, ApplicationError)
     assert error.type == "ApprovalTimedOut" and "2h" in error.message
+    timed_out = [
+        (e["step"], e["by"], e["detail"]) for e in status["events"] if e["event"] == "approvalTimedOut"
+    ]
+    assert timed_out == [(2, "sluicegate", {"onTimeout": "abort", "timeout": "2h"})]
     route = DryRunRouter(
         "default", spec["service"], Destination(host="reviews-v1"), Destination(host="reviews-v2")
     ).get_routes()
