@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 
 from sluice.stack import LocalStack, sample_versions
-from tests.support.e2e import TemporalCli, assert_split, completed_result, rds_weights, write_spec
+from tests.support.e2e import (
+    TemporalCli,
+    assert_split,
+    completed_result,
+    failure_of,
+    rds_weights,
+    write_spec,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -136,3 +143,27 @@ def test_promote_counts_as_one_approval_and_full_promote_needs_an_allowed_approv
     assert weights_set(summary) == [(0, 0), (1, 10), (3, 50), (4, 100)]
     assert [s["state"] for s in summary["steps"]][-1] == "skipped"  # setWeight 100: already there
     served(stack, 100)
+
+
+@pytest.mark.parametrize(
+    ("policy", "problem"),
+    [
+        ({"approvers": ["alice", "bob"], "required": 3},
+         "approvalPolicy.required: 3 distinct approvers needed but approvers names only 2 (alice, bob)"),
+        ({"approvers": ["sre-carol"]},
+         "approvalPolicy.approvers: sre-carol is the only approver but requested this rollout"),
+    ],
+)  # fmt: skip
+def test_a_policy_no_one_can_satisfy_is_refused_at_start(
+    clean_stack: LocalStack, cli: TemporalCli, tmp_path: Path, policy: dict[str, Any], problem: str
+) -> None:
+    stack = clean_stack
+    before = stack.envoy.routes_file.read_bytes()
+    workflow_id = f"policy-bad-{uuid.uuid4().hex[:8]}"
+    spec = {**stack.spec_for([{"setWeight": 10}, {"approval": {}}]), "requestedBy": "sre-carol"}
+    cli.start(workflow_id, write_spec(tmp_path, {**spec, "approvalPolicy": policy}, f"{workflow_id}.json"))
+    failure = failure_of(cli.result(workflow_id, timeout=15))
+    assert failure["applicationFailureInfo"]["type"] == "InvalidSpec"
+    assert problem in failure["message"], failure["message"]
+    assert stack.envoy.routes_file.read_bytes() == before  # no traffic touched
+    served(stack, 0)
