@@ -87,9 +87,13 @@ class Waits:
         raise ContinueAsNewRequested()
 
     async def hold_while_paused(self, step: int) -> None:
-        """While any pause condition holds, stay between steps until ``resume``/``promote``."""
+        """While any pause condition holds, stay between steps until ``resume``/``promote``.
+
+        Not for the hold of a timed-out gate that a continued-as-new run re-enters: that gate
+        waits for its approvals itself (shown as held), and approvals must still reach it."""
         paused = self.state.status.paused
-        if paused is None:
+        conditions = self.state.status.pause_conditions
+        if paused is None or all(c.reason == "ApprovalTimedOut" for c in conditions):
             return
         self.state.holding = True
         self.begin(
