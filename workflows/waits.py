@@ -93,7 +93,8 @@ class Waits:
         waits for its approvals itself (shown as held), and approvals must still reach it."""
         paused = self.state.status.paused
         conditions = self.state.status.pause_conditions
-        if paused is None or all(c.reason == "ApprovalTimedOut" for c in conditions):
+        timed_out_gate = step in self.state.timed_out_gates
+        if paused is None or (timed_out_gate and all(c.reason == "ApprovalTimedOut" for c in conditions)):
             return
         self.state.holding = True
         self.begin(
@@ -110,7 +111,10 @@ class Waits:
         """An approval gate: released by ``approve``/``promote`` once its policy has enough
         distinct approvers. A timeout rolls back (``onTimeout: abort``) or holds the rollout for a
         person (``pause``: the gate then waits on, without a deadline, for its approvals)."""
-        released = lambda: step in self.state.released_steps  # noqa: E731
+
+        def released() -> bool:
+            return step in self.state.released_steps
+
         if step not in self.state.timed_out_gates:
             timeout = approval.timeout
             until = self.deadline(f"approval:{step}", timeout) if timeout is not None else None
