@@ -143,6 +143,9 @@ def status(
             f"  waiting for {waiting['kind']} at step {waiting['step']} since {waiting['since']} "
             f"({waiting.get('hint', '')})"
         )
+        if waiting.get("stillNeeded"):  # a gate still short of its approvals
+            who = ", ".join(waiting.get("approvedBy") or []) or "nobody yet"
+            console.print(f"  approved by {who}; {waiting['stillNeeded']} more distinct approver(s) needed")
     for step in current["steps"]:
         console.print(f"  {step['index']:>2} {step['state']:<8} {step['description']}")
     for approval in current["approvals"]:

@@ -13,9 +13,10 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from workflows._base import _Model
+from workflows.approval_policy import ApprovalPolicy, ApprovalRules, distinct_approvers, still_needed
 from workflows.errors import RolloutFailure
 from workflows.measurements import AnalysisState
-from workflows.models import AbortInput, PromoteInput, Weights
+from workflows.models import AbortInput, ApprovalRecord, PromoteInput, Weights
 from workflows.spec import RolloutSpec
 from workflows.state import TERMINAL_PHASES, PauseCondition, PauseReason, RolloutStatus, plan_view
 
@@ -58,6 +59,10 @@ class RolloutState(_Model):
     also released the step about to run (a gate passed without approval). Kept for replay only."""
     pause_hidden: bool = False
     """Older rules only: a wait that began while paused showed its own phase, not ``Paused``."""
+    timed_out_gates: list[int] = Field(default_factory=list)
+    """Gates whose ``timeout`` expired with ``onTimeout: pause``: they wait on without a deadline."""
+    approval_rules: ApprovalRules = Field(default_factory=ApprovalRules, exclude=True)
+    """The gates' policies, taken from the spec by every run (not carried: the spec is)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -91,6 +96,37 @@ class RolloutState(_Model):
     def paused_for(self, reason: PauseReason) -> bool:
         return any(c.reason == reason for c in self.status.pause_conditions)
 
+    # -- approvals -------------------------------------------------------------------
+
+    def approvals_at(self, step: int) -> list[ApprovalRecord]:
+        """The approvals recorded at the gate at plan ``step``."""
+        return [approval for approval in self.status.approvals if approval.step == step]
+
+    def count_approval(self, approval: ApprovalRecord) -> ApprovalPolicy:
+        """Record an accepted approval of the gate it names; release the gate once its policy has
+        enough distinct approvers (a timed-out gate's hold ends with it). Returns the policy."""
+        self.status.approvals.append(approval)
+        step = approval.step
+        policy = self.approval_rules.at(step)
+        self.show_gate_progress(step)
+        if still_needed(policy, self.approvals_at(step)) == 0:
+            self.release(step)
+            cleared = [c for c in self.status.pause_conditions if c.reason != "ApprovalTimedOut"]
+            self.status.pause_conditions = cleared
+        return policy
+
+    def show_gate_progress(self, step: int) -> None:
+        """Who approved the gate at ``step`` and how many it still needs, in ``steps`` and
+        ``waitingFor``."""
+        approvals = self.approvals_at(step)
+        who = distinct_approvers(approvals)
+        if step < len(self.status.steps):
+            self.status.steps[step].approved_by = who
+        waiting = self.status.waiting_for
+        if waiting is not None and waiting.kind == "approval" and waiting.step == step:
+            waiting.approved_by = who
+            waiting.still_needed = still_needed(self.approval_rules.at(step), approvals)
+
     # -- waits -----------------------------------------------------------------------
 
     def release(self, step: int) -> None:
@@ -118,6 +154,7 @@ class RolloutState(_Model):
             rollout_id=rollout_id,
             service=service[:253] if isinstance(service, str) else "",
             namespace=spec.namespace if spec is not None else "",
+            requested_by=spec.requested_by if spec is not None else None,
             steps=plan_view(spec) if spec is not None else [],
         )
         return cls(stage="Initializing", status=status)

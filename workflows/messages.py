@@ -15,6 +15,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from workflows.approval_policy import approver_refusal, progress_answer
 from workflows.carried import RolloutState
 from workflows.judge import resume_after_inconclusive
 from workflows.models import (
@@ -56,7 +57,15 @@ def check_approve(state: RolloutState, request: ApproveInput) -> str | None:
         return f"the rollout waits for approval at step {waiting.step}, not step {request.step}"
     if waiting.step in state.released_steps:
         return _already_passed(state, waiting.step)
-    return None
+    return _gate_refusal(state, request.by, waiting.step)
+
+
+def _gate_refusal(state: RolloutState, by: str, step: int | None) -> str | None:
+    """Why ``by`` may not approve the gate at ``step`` (None: away from a gate, whether they are
+    an allowed approver of the spec's policy at all)."""
+    rules = state.approval_rules
+    approvals = state.approvals_at(step) if step is not None else []
+    return approver_refusal(rules.at(step), by, rules.requested_by, approvals)
 
 
 def _already_passed(state: RolloutState, step: int) -> str:
@@ -68,17 +77,17 @@ def _already_passed(state: RolloutState, step: int) -> str:
 def apply_approve(state: RolloutState, request: ApproveInput, via: Via, now: datetime) -> Applied:
     waiting = state.status.waiting_for
     assert waiting is not None
-    state.status.approvals.append(
-        ApprovalRecord(by=request.by, step=waiting.step, at=now, comment=request.comment, via=via)
+    step = waiting.step
+    timed_out = state.paused_for("ApprovalTimedOut")
+    policy = state.count_approval(
+        ApprovalRecord(by=request.by, step=step, at=now, comment=request.comment, via=via)
     )
-    state.release(waiting.step)
-    return Applied(
-        "approved",
-        waiting.step,
-        request.by,
-        f"step {waiting.step} approved by {request.by}",
-        {"via": via, "comment": request.comment},
-    )
+    detail: dict[str, Any] = {"via": via, "comment": request.comment}
+    if policy.required > 1:
+        detail.update(approvals=len(waiting.approved_by), required=policy.required)
+    answer = progress_answer(step, request.by, policy, state.approvals_at(step))
+    ended_hold = timed_out and not state.paused_for("ApprovalTimedOut")  # the gate passed
+    return Applied("approved", step, request.by, answer, detail, hold_changed=ended_hold)
 
 
 def check_abort(state: RolloutState, request: AbortInput) -> str | None:
@@ -149,37 +158,60 @@ def check_promote(state: RolloutState, request: PromoteInput) -> str | None:
         return f"the rollout is already {state.status.phase}"
     if request.full:
         promoted = state.full_promotion
-        return f"already fully promoted by {promoted.by}" if promoted is not None else None
+        if promoted is not None:
+            return f"already fully promoted by {promoted.by}"
+        return _promote_policy_refusal(state, request)
     waiting = state.status.waiting_for
     if waiting is None and state.status.paused is None:
         return f"nothing to skip: the rollout is not waiting (phase {state.status.phase})"
     if waiting is not None and waiting.step in state.released_steps and state.status.paused is None:
         return _already_passed(state, waiting.step)
+    return _promote_policy_refusal(state, request)
+
+
+def _at_open_gate(state: RolloutState) -> int | None:
+    """The plan step of the approval gate a promote would count at (None: not at one)."""
+    waiting = state.status.waiting_for
+    if waiting is None or waiting.kind != "approval" or waiting.step in state.released_steps:
+        return None
+    return waiting.step if state.releases_waiting_step() else None
+
+
+def _promote_policy_refusal(state: RolloutState, request: PromoteInput) -> str | None:
+    """At a gate a promote is one approval, held to the gate's policy; ``full`` and
+    ``ignoreWindow`` need an allowed approver anywhere (the spec's policy away from a gate)."""
+    gate = _at_open_gate(state)
+    if gate is not None or request.full or request.ignore_window:
+        return _gate_refusal(state, request.by, gate)
     return None
 
 
 def apply_promote(state: RolloutState, request: PromoteInput, via: Via, now: datetime) -> Applied:
     waiting = state.status.waiting_for
+    gate = _at_open_gate(state)
     releases = state.releases_waiting_step()
     _end_holds(state)
-    if waiting is not None and releases:
+    progress = ""
+    if gate is not None:
+        record = ApprovalRecord(
+            by=request.by, step=gate, at=now, comment=request.comment, via=via, kind="promote"
+        )
+        policy = state.count_approval(record)
+        if policy.required > 1:
+            progress = f"; {progress_answer(gate, request.by, policy, state.approvals_at(gate))}"
+    elif waiting is not None and releases:
         state.release(waiting.step)
-        if waiting.kind == "approval":
-            state.status.approvals.append(
-                ApprovalRecord(
-                    by=request.by, step=waiting.step, at=now, comment=request.comment, via=via, kind="promote"
-                )
-            )
+    answer = f"promoted by {request.by}"
     if request.full:
         state.full_promotion = request
-    return Applied(
-        "promoted",
-        state.status.current_step,
-        request.by,
-        f"promoted by {request.by}" + (": going straight to 100% canary" if request.full else ""),
-        {"via": via, "full": request.full, "comment": request.comment},
-        hold_changed=True,
-    )
+        answer += ": going straight to 100% canary"
+        if gate is not None and gate not in state.released_steps:
+            answer += f" once step {gate} has its approvals"
+    answer += progress
+    detail: dict[str, Any] = {"via": via, "full": request.full, "comment": request.comment}
+    if request.ignore_window:
+        detail["ignoreWindow"] = True
+    return Applied("promoted", state.status.current_step, request.by, answer, detail, hold_changed=True)
 
 
 @dataclass(frozen=True)

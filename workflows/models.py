@@ -211,6 +211,8 @@ class PromoteInput(_Message):
 
     full: bool = False
     comment: str = ""
+    ignore_window: bool = False
+    """Move traffic now even outside the deployment windows (an allowed approver only)."""
 
 
 class MessageResult(_Model):

@@ -85,6 +85,8 @@ class Rollout:
             self.state.status.rollout_id = workflow.info().workflow_id
         else:
             self.state = RolloutState.fresh(workflow.info().workflow_id, self.spec, spec)
+        if self.spec is not None:
+            self.state.approval_rules = self.spec.approval_rules()
         self.events = EventSink(self.state)
         self.inbox = Inbox(self.state, self.events)
 

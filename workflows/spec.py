@@ -23,6 +23,7 @@ from workflows._base import _SpecModel
 from workflows._durations import Duration, RequestTimeout
 from workflows._fields import DnsName, HttpUrl, Label, Weight
 from workflows.analysis import AnalysisSpec
+from workflows.approval_policy import ANYONE, ApprovalPolicy, ApprovalRules, ApprovalStep, PersonName
 from workflows.routers import (
     ROUTER_KINDS,
     ROUTER_SPECS,
@@ -47,6 +48,7 @@ __all__ = [
     "DEFAULT_STEPS",
     "ROUTER_KINDS",
     "ROUTER_SPECS",
+    "ApprovalPolicy",
     "ApprovalStep",
     "ArgumentsError",
     "Destination",
@@ -67,15 +69,6 @@ __all__ = [
     "validation_problems",
     "workflow_id_for",
 ]
-
-
-class ApprovalStep(_SpecModel):
-    """Wait for a person's ``approve`` (or ``promote``)."""
-
-    timeout: Duration | None = None
-    """How long to wait; default: forever."""
-    on_timeout: Literal["abort"] = "abort"
-    """What a timeout does: ``abort`` rolls back (type ``ApprovalTimedOut``)."""
 
 
 class PauseStep(_SpecModel):
@@ -197,6 +190,17 @@ class RolloutSpec(_SpecModel):
     on_route_busy: Literal["fail", "wait"] = "fail"
     """When another running rollout owns the route: fail at once (``RouteBusy``, no traffic
     touched) or wait until it is free."""
+    requested_by: PersonName | None = None
+    """Who asked for this rollout (recorded in status; ``approvalPolicy.allowRequester``)."""
+    approval_policy: ApprovalPolicy | None = None
+    """Who may pass the approval gates (a gate's ``approval.policy`` replaces it)."""
+
+    def approval_rules(self) -> ApprovalRules:
+        """The policy of every gate, by plan step, as the message rules apply it."""
+        policies = [(n, s.approval.policy if s.approval else None) for n, s in enumerate(self.steps, 1)]
+        gates = {n: policy for n, policy in policies if policy is not None}
+        default = self.approval_policy or ANYONE
+        return ApprovalRules(requested_by=self.requested_by, default=default, gates=gates)
 
     def checks_canary_readiness(self) -> bool:
         """Whether the canary must prove it can serve before its first traffic: its Deployment
@@ -244,6 +248,7 @@ class RolloutSpec(_SpecModel):
             if dest.port is not None and not traits.ports:
                 problems.append(f"{role}.port: only the {kinds_with('ports')} router takes a port")
         problems.extend(self._readiness_problems())
+        problems.extend(self.approval_rules().problems())
         if not self.steps:
             problems.append("steps: needs at least one step (omit it for the default plan)")
         for index, step in enumerate(self.steps):

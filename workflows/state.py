@@ -53,9 +53,10 @@ KEEP_EVENTS = 100
 """Events kept in ``status.events`` (the newest); ``status.eventCounts`` counts every one, and the
 workflow history keeps them all. Bounds what a long rollout carries across continue-as-new."""
 
-PauseReason = Literal["Manual", "Drift", "InconclusiveAnalysis"]
+PauseReason = Literal["Manual", "Drift", "InconclusiveAnalysis", "ApprovalTimedOut"]
 """Why a rollout holds (Argo Rollouts' ``PauseReason``): a person's ``pause``, a route changed
-behind the rollout's back, or analysis without data past its ``inconclusiveLimit``."""
+behind the rollout's back, analysis without data past its ``inconclusiveLimit``, or an approval
+gate's ``timeout`` with ``onTimeout: pause``."""
 
 
 class StepView(_Model):
@@ -67,6 +68,10 @@ class StepView(_Model):
     state: Literal["pending", "running", "done", "skipped"] = "pending"
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    approved_by: list[str] = Field(default_factory=list)
+    """Approval gates: who approved it so far, each once."""
+    approvals_required: int | None = None
+    """Approval gates: distinct approvers its policy needs."""
     runs: int = 1
     """Workflow runs this rollout has used (a long wait continues-as-new to keep history small)."""
 
@@ -81,6 +86,10 @@ class WaitingFor(_Model):
     reason: str = ""
     hint: str = ""
     """What a person can send to end the wait."""
+    approved_by: list[str] = Field(default_factory=list)
+    """At an approval gate: who approved it so far, each once."""
+    still_needed: int | None = None
+    """At an approval gate: distinct approvals it still needs."""
 
 
 class PauseRecord(_Model):
@@ -122,6 +131,8 @@ class RolloutStatus(_Model):
     rollout_id: str
     service: str
     namespace: str
+    requested_by: str | None = None
+    """The spec's ``requestedBy``: who asked for this rollout."""
     phase: str = "Initializing"
     current_step: int = 0
     steps: list[StepView] = Field(default_factory=list)
@@ -224,6 +235,10 @@ def plan_view(spec: RolloutSpec) -> list[StepView]:
             description=f"read the route, set 100% {spec.stable.label()} / 0% {spec.canary.label()}",
         )
     ]
+    rules = spec.approval_rules()
     for number, step in enumerate(spec.steps, start=1):
-        views.append(StepView(index=number, kind=step.kind, description=describe_step(step)))
+        view = StepView(index=number, kind=step.kind, description=describe_step(step))
+        if step.approval is not None:
+            view.approvals_required = rules.at(number).required
+        views.append(view)
     return views

@@ -11,7 +11,7 @@ import asyncio
 import builtins
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from temporalio import workflow
 
@@ -87,9 +87,14 @@ class Waits:
         raise ContinueAsNewRequested()
 
     async def hold_while_paused(self, step: int) -> None:
-        """While any pause condition holds, stay between steps until ``resume``/``promote``."""
+        """While any pause condition holds, stay between steps until ``resume``/``promote``.
+
+        Not for the hold of a timed-out gate that a continued-as-new run re-enters: that gate
+        waits for its approvals itself (shown as held), and approvals must still reach it."""
         paused = self.state.status.paused
-        if paused is None:
+        conditions = self.state.status.pause_conditions
+        timed_out_gate = step in self.state.timed_out_gates
+        if paused is None or (timed_out_gate and all(c.reason == "ApprovalTimedOut" for c in conditions)):
             return
         self.state.holding = True
         self.begin(
@@ -103,15 +108,45 @@ class Waits:
         self.end()
 
     async def approval(self, step: int, approval: ApprovalStep) -> None:
-        """An approval gate: released by ``approve``/``promote``; a timeout rolls back."""
-        until = self.deadline(f"approval:{step}", approval.timeout) if approval.timeout is not None else None
-        self.begin("approval", step, until=until, hint="approve (or promote) this step")
-        if not await self.until(lambda: step in self.state.released_steps, until):
-            assert approval.timeout is not None
-            raise RolloutFailure(
-                "ApprovalTimedOut", f"step {step}: no approval within {format_duration(approval.timeout)}"
-            )
+        """An approval gate: released by ``approve``/``promote`` once its policy has enough
+        distinct approvers. A timeout rolls back (``onTimeout: abort``) or holds the rollout for a
+        person (``pause``: the gate then waits on, without a deadline, for its approvals)."""
+
+        def released() -> bool:
+            return step in self.state.released_steps
+
+        if step not in self.state.timed_out_gates:
+            timeout = approval.timeout
+            until = self.deadline(f"approval:{step}", timeout) if timeout is not None else None
+            self._begin_gate(step, until)
+            if await self.until(released, until):
+                self.end()
+                return
+            assert timeout is not None
+            message = f"step {step}: no approval within {format_duration(timeout)}"
+            detail: dict[str, Any] = {"onTimeout": approval.on_timeout, "timeout": format_duration(timeout)}
+            self.events.record("approvalTimedOut", step, by="sluicegate", detail=detail)
+            if approval.on_timeout == "abort":
+                raise RolloutFailure("ApprovalTimedOut", message)
+            self._hold_timed_out_gate(step, message)
+        assert approval.timeout is not None
+        reason = f"no approval within {format_duration(approval.timeout)} (onTimeout: pause)"
+        self._begin_gate(step, None, reason=reason)
+        await self.until(released)
         self.end()
+
+    def _begin_gate(self, step: int, until: datetime | None, reason: str = "") -> None:
+        self.begin("approval", step, until=until, reason=reason, hint="approve (or promote) this step")
+        self.state.show_gate_progress(step)
+
+    def _hold_timed_out_gate(self, step: int, message: str) -> None:
+        """``onTimeout: pause``: hold for a person. Recorded as a ``paused`` event by
+        ``sluicegate`` (what a person's pause records), so whoever watches pauses hears of it;
+        the ``ApprovalTimedOut`` condition shows the phase ``Paused``."""
+        self.state.timed_out_gates.append(step)
+        self.state.pause("ApprovalTimedOut", "sluicegate", message, workflow.now())
+        detail = {"reason": message, "pauseReason": "ApprovalTimedOut"}
+        self.events.record("paused", step, by="sluicegate", detail=detail)
 
     async def pause_step(self, step: int, pause: PauseStep) -> None:
         """A ``pause`` step: a timed bake (``promote`` skips it) or a hold until ``resume``/``promote``."""

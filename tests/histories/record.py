@@ -441,6 +441,25 @@ async def lax_signal_payloads(client: Client, queue: str) -> Handle:
     return handle
 
 
+async def four_eyes_gate_timed_out(client: Client, queue: str) -> Handle:
+    """A two-approver gate whose timeout holds the rollout (``onTimeout: pause``): one approval
+    before the timeout, refusals by policy (signal and update), the second approver passes it."""
+    policy = {"approvers": ["alice", "bob", "sre-*"], "required": 2}
+    gate = {"timeout": "2s", "onTimeout": "pause", "policy": policy}
+    body = spec([{"setWeight": 10}, {"approval": gate}, {"setWeight": 100}], requestedBy="sre-carol")
+    handle = await start(client, queue, body, "four-eyes-gate-timed-out")
+    await until(handle, waiting("approval", 2))
+    await handle.execute_update("approve", {"by": "alice"})
+    await until(handle, phase("Paused"))
+    await handle.signal("approve", {"by": "alice"})  # refused: already approved
+    await handle.signal("approve", {"by": "sre-carol"})  # refused: the requester
+    await until(handle, lambda s: s["eventCounts"].get("signalRefused", 0) == 2)
+    await handle.execute_update("resume", {"by": "erin"})
+    await handle.signal("approve", {"by": "sre-dan"})
+    await handle.result()
+    return handle
+
+
 _ROLLBACK_FAILURES: dict[str, int] = {}
 
 
@@ -503,6 +522,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         lambda: replace(read_only_for_a_while),
     ),
     Scenario("lax_signal_payloads", lax_signal_payloads),
+    Scenario("four_eyes_gate_timed_out", four_eyes_gate_timed_out),
 )
 
 

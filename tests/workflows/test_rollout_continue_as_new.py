@@ -126,3 +126,35 @@ async def test_a_flood_of_refused_signals_does_not_grow_the_carried_state(
         await handle.execute_update("approve", {"by": "alice", "step": 2})
         summary = await handle.result()
     assert summary["phase"] == "Succeeded" and summary["eventCounts"]["signalRefused"] == SIGNALS
+
+
+async def test_a_four_eyes_gate_held_after_its_timeout_keeps_its_approvals_across_runs(
+    small_history_env: WorkflowEnvironment,
+) -> None:
+    """One approval, then the gate's timeout holds the rollout (``onTimeout: pause``), then a new
+    run: the approval, the policy (taken from the spec again) and the hold are all still there."""
+    client = small_history_env.client
+    queue = f"test-{uuid.uuid4()}"
+    gate = {"timeout": "2s", "onTimeout": "pause", "policy": {"approvers": ["alice", "bob"], "required": 2}}
+    spec = dry_run_spec([{"setWeight": 10}, {"approval": gate}, {"setWeight": 100}])
+    async with build_worker(client, queue):
+        handle = await client.start_workflow(
+            "Rollout", spec, id=f"rollout-can-policy-{uuid.uuid4()}", task_queue=queue
+        )
+        await wait_for_status(handle, lambda s: s["phase"] == "WaitingForApproval")
+        await handle.execute_update("approve", {"by": "alice"})
+        await wait_for_status(handle, lambda s: s["phase"] == "Paused")
+        for number in range(30):
+            await handle.signal("approve", {"by": f"mallory-{number}"})  # refused by the policy
+        status = await wait_for_status(handle, lambda s: s["runs"] >= 2 and s["phase"] == "Paused")
+        assert status["waitingFor"]["kind"] == "approval" and status["waitingFor"]["until"] is None
+        assert status["waitingFor"]["approvedBy"] == ["alice"]
+        assert [c["reason"] for c in status["pauseConditions"]] == ["ApprovalTimedOut"]
+        refused = [e["detail"]["reason"] for e in status["events"] if e["event"] == "signalRefused"]
+        assert refused[-1] == "mallory-29 may not approve (approvers: alice, bob)"
+
+        answer = await handle.execute_update("approve", {"by": "bob"})
+        assert answer["message"] == "step 2 approved by alice, bob (2 of 2)"
+        summary = await handle.result()
+    assert summary["phase"] == "Succeeded" and summary["pauseConditions"] == []
+    assert sum(e["event"] == "approvalTimedOut" for e in summary["events"]) == 1  # not again in run 2

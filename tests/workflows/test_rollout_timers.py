@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 from temporalio.client import WorkflowFailureError
@@ -13,7 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.routers.dry_run import DryRunRouter
 from tests.support.binaries import require_binary
-from tests.support.rollouts import dry_run_spec
+from tests.support.rollouts import dry_run_spec, start_rollout, wait_for_status
 from worker.main import build_worker
 from workflows.ownership import RouteOwnership
 from workflows.spec import Destination
@@ -67,10 +68,56 @@ async def test_approval_timeout_rolls_back(skipping_env: WorkflowEnvironment) ->
         )
         with pytest.raises(WorkflowFailureError) as caught:
             await handle.result()
+        status = await handle.query("status")
     error = caught.value.cause
     assert isinstance(error, ApplicationError)
     assert error.type == "ApprovalTimedOut" and "2h" in error.message
+    timed_out = [
+        (e["step"], e["by"], e["detail"]) for e in status["events"] if e["event"] == "approvalTimedOut"
+    ]
+    assert timed_out == [(2, "sluicegate", {"onTimeout": "abort", "timeout": "2h"})]
     route = DryRunRouter(
         "default", spec["service"], Destination(host="reviews-v1"), Destination(host="reviews-v2")
     ).get_routes()
     assert (route.stable, route.canary) == (100, 0)
+
+
+async def test_approval_timeout_with_on_timeout_pause_holds_for_its_approvals(
+    skipping_env: WorkflowEnvironment,
+) -> None:
+    """``onTimeout: pause``: no rollback at the timeout; the rollout holds (Paused, ApprovalTimedOut),
+    a resume ends the hold but not the gate, and the policy's two approvers pass it."""
+    queue = f"test-{uuid.uuid4()}"
+    gate = {"timeout": "4h", "onTimeout": "pause", "policy": {"approvers": ["alice", "bob"], "required": 2}}
+    spec = dry_run_spec([{"setWeight": 25}, {"approval": gate}, {"setWeight": 100}], requestedBy="carol")
+    async with build_worker(skipping_env.client, queue):
+        handle = await start_rollout(skipping_env.client, queue, spec)
+        await wait_for_status(handle, lambda s: s["phase"] == "WaitingForApproval")
+        await handle.execute_update("approve", {"by": "alice"})
+        await skipping_env.sleep(timedelta(hours=5))
+        status = await wait_for_status(handle, lambda s: s["phase"] == "Paused")
+
+        assert status["weights"] == {"stable": 75, "canary": 25}  # not rolled back
+        [condition] = status["pauseConditions"]
+        assert (condition["reason"], condition["by"]) == ("ApprovalTimedOut", "sluicegate")
+        assert condition["message"] == "step 2: no approval within 4h"
+        assert status["waitingFor"]["kind"] == "approval" and status["waitingFor"]["until"] is None
+        assert status["waitingFor"]["reason"] == "no approval within 4h (onTimeout: pause)"
+        assert (status["waitingFor"]["approvedBy"], status["waitingFor"]["stillNeeded"]) == (["alice"], 1)
+        events = [(e["event"], e["by"], e["detail"]) for e in status["events"] if e["step"] == 2]
+        assert ("approvalTimedOut", "sluicegate", {"onTimeout": "pause", "timeout": "4h"}) in events
+        paused = {"reason": "step 2: no approval within 4h", "pauseReason": "ApprovalTimedOut"}
+        assert ("paused", "sluicegate", paused) in events
+
+        await handle.execute_update("resume", {"by": "erin"})
+        status = await wait_for_status(handle, lambda s: s["phase"] == "WaitingForApproval")
+        assert status["pauseConditions"] == [] and status["currentStep"] == 2
+        await skipping_env.sleep(timedelta(days=2))  # no second timeout: the gate waits on
+        assert (await handle.query("status"))["phase"] == "WaitingForApproval"
+
+        answer = await handle.execute_update("approve", {"by": "bob"})
+        assert answer["message"] == "step 2 approved by alice, bob (2 of 2)"
+        summary = await handle.result()
+    assert summary["phase"] == "Succeeded" and summary["weights"] == {"stable": 0, "canary": 100}
+    assert summary["steps"][2]["approvedBy"] == ["alice", "bob"]
+    assert summary["requestedBy"] == "carol"
