@@ -182,7 +182,29 @@ def _promote_policy_refusal(state: RolloutState, request: PromoteInput) -> str |
     ``ignoreWindow`` need an allowed approver anywhere (the spec's policy away from a gate)."""
     gate = _at_open_gate(state)
     if gate is not None or request.full or request.ignore_window:
-        return _gate_refusal(state, request.by, gate)
+        refusal = _gate_refusal(state, request.by, gate)
+        if refusal is None and request.full:
+            refusal = _skipped_gate_refusal(state, request.by, gate)
+        return refusal
+    return None
+
+
+def _skipped_gate_refusal(state: RolloutState, by: str, gate: int | None) -> str | None:
+    """A full promotion skips every gate still ahead: each must let ``by`` pass it alone, or the
+    promotion would be a way round a four-eyes gate."""
+    rules = state.approval_rules
+    for view in state.status.steps:
+        if view.kind != "approval" or view.state != "pending" or view.index == gate:
+            continue
+        policy = rules.at(view.index)
+        refusal = approver_refusal(policy, by, rules.requested_by, [])
+        if refusal is not None:
+            return f"a full promotion would skip step {view.index}, and {refusal}"
+        if policy.required > 1:
+            return (
+                f"a full promotion would skip step {view.index}, which needs {policy.required} "
+                "distinct approvers; approve the gates instead"
+            )
     return None
 
 

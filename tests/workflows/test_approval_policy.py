@@ -256,6 +256,7 @@ def test_full_promote_and_ignore_window_need_an_allowed_approver() -> None:
     assert state.full_promotion is not None and state.released_steps == []
 
     baking = at_gate(**FOUR_EYES)  # away from a gate, the spec's policy says who is allowed
+    baking.status.steps[GATE].state = "done"
     baking.status.waiting_for = WaitingFor(kind="bake", step=4, since=NOW)
     assert send(baking, "promote", by="mallory") == "accepted: promoted by mallory"  # skipping a bake
     baking.released_steps.clear()
@@ -265,6 +266,26 @@ def test_full_promote_and_ignore_window_need_an_allowed_approver() -> None:
         "accepted: promoted by sre-ann: going straight to 100% canary"
     )
     assert PromoteInput.model_validate({"by": "x", "ignoreWindow": True}).ignore_window
+
+
+def test_a_full_promotion_cannot_skip_a_gate_its_sender_could_not_pass_alone() -> None:
+    steps = [{"setWeight": 10}, {"approval": {}}, {"setWeight": 50}, {"approval": {}}, {"setWeight": 100}]
+    four_eyes_later = at_gate(
+        steps=steps, requestedBy="carol", approvalPolicy={"approvers": ["alice", "bob"], "required": 2}
+    )
+    assert send(four_eyes_later, "promote", by="alice", full=True) == (
+        "a full promotion would skip step 4, which needs 2 distinct approvers; approve the gates instead"
+    )
+    assert four_eyes_later.full_promotion is None and four_eyes_later.status.approvals == []
+
+    steps[3] = {"approval": {"policy": {"approvers": ["sre-*"]}}}
+    sre_later = at_gate(steps=steps)
+    assert send(sre_later, "promote", by="alice", full=True) == (
+        "a full promotion would skip step 4, and alice may not approve (approvers: sre-*)"
+    )
+    assert send(sre_later, "promote", by="sre-ann", full=True) == (
+        "accepted: promoted by sre-ann: going straight to 100% canary"
+    )
 
 
 def test_abort_stays_open_to_everyone() -> None:
