@@ -59,6 +59,7 @@ class Draft:
     step: int | None = None
     weights: dict[str, int] | None = None
     detail: str = ""
+    principal: dict[str, str] | None = None
 
 
 def values(payloads: Payloads) -> list[Any]:

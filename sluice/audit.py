@@ -69,7 +69,11 @@ class AuditRow:
     identity: str
     """The client identity Temporal recorded (for a traffic change: the worker that made it)."""
     identity_user: str | None
+    principal: dict[str, str] | None
+    """``{"type", "name"}``: the caller the *server* authenticated, on servers that record it
+    (Temporal's Principal Attribution); None otherwise."""
     mismatch: bool
+    """The claimed ``by`` is not the person the principal (when recorded), else the identity, names."""
     outcome: str
     weights: dict[str, int] | None = None
     detail: str = ""
@@ -86,6 +90,7 @@ class AuditRow:
             "by": self.by,
             "identity": self.identity,
             "identityUser": self.identity_user,
+            "principal": self.principal,
             "mismatch": self.mismatch,
             "outcome": self.outcome,
             "weights": self.weights,
@@ -117,12 +122,20 @@ def _message_detail(payload: Any) -> str:
 
 
 def _row(made: Draft) -> AuditRow:
+    # What the server authenticated outranks what the client said about itself.
+    checked = made.principal["name"] if made.principal else made.identity
     return AuditRow(
         time=made.time, run=made.run, run_id=made.run_id, step=made.step, action=made.action,
         via=made.via, by=made.by, identity=made.identity, identity_user=identity_user(made.identity),
-        mismatch=is_mismatch(made.by, made.identity), outcome=made.outcome, weights=made.weights,
-        detail=made.detail,
+        principal=made.principal, mismatch=is_mismatch(made.by, checked), outcome=made.outcome,
+        weights=made.weights, detail=made.detail,
     )  # fmt: skip
+
+
+def _principal(event: HistoryEvent) -> dict[str, str] | None:
+    if not event.HasField("principal") or not event.principal.name:
+        return None
+    return {"type": event.principal.type, "name": event.principal.name}
 
 
 def audit_rows(runs: Sequence[RunHistory], live_status: dict[str, Any] | None = None) -> list[AuditRow]:
@@ -145,6 +158,7 @@ def _read_run(number: int, run: RunHistory) -> list[Draft]:
 
     def draft(event: HistoryEvent, action: str, via: str, by: str, identity: str, outcome: str) -> Draft:
         made = Draft(_time(event), number, run.run_id, action, via, by, identity, outcome)
+        made.principal = _principal(event)
         drafts.append(made)
         return made
 
@@ -212,6 +226,7 @@ def _end_activity(event: HistoryEvent, activities: dict[int, Draft]) -> None:
         made = activities.get(done.scheduled_event_id)
         if made is not None:
             made.time, made.identity, made.outcome = _time(event), done.identity, "done"
+            made.principal = _principal(event)
     elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED:
         failed = event.activity_task_failed_event_attributes
         made = activities.get(failed.scheduled_event_id)
@@ -228,8 +243,8 @@ def _end_activity(event: HistoryEvent, activities: dict[int, Draft]) -> None:
 
 
 CSV_COLUMNS = (
-    "time", "run", "runId", "step", "action", "via", "by", "identity", "identityUser", "mismatch",
-    "outcome", "stable", "canary", "detail",
+    "time", "run", "runId", "step", "action", "via", "by", "identity", "identityUser", "principalType",
+    "principalName", "mismatch", "outcome", "stable", "canary", "detail",
 )  # fmt: skip
 
 
@@ -242,6 +257,8 @@ def to_csv(rows: Sequence[AuditRow]) -> str:
         data = row.as_json()
         shift = data.pop("weights") or {}
         data.update(stable=shift.get("stable", ""), canary=shift.get("canary", ""))
+        principal = data.pop("principal") or {}
+        data.update(principalType=principal.get("type", ""), principalName=principal.get("name", ""))
         data["mismatch"] = "true" if row.mismatch else "false"
         writer.writerow({key: "" if value is None else value for key, value in data.items()})
     return out.getvalue()

@@ -18,11 +18,11 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from sluice.audit import AuditRow, audit_rows, to_csv, to_json
+from sluice.audit import audit_rows, to_csv, to_json
+from sluice.audit_table import print_audit
 from sluice.client import (
     RolloutNotFound,
     live_status,
@@ -253,33 +253,7 @@ def audit(
     elif output is AuditOutput.csv:
         sys.stdout.write(to_csv(rows))
     else:
-        _print_audit(rollout, len(runs), rows)
-
-
-def _print_audit(rollout: str, runs: int, rows: list[AuditRow]) -> None:
-    table = Table(title=f"{rollout}: {len(rows)} actions and traffic changes in {runs} run(s)")
-    for column in ("time (UTC)", "run", "step", "action", "by (claimed)", "identity", "outcome", "weights"):
-        table.add_column(column)
-    for row in rows:
-        weights = f"{row.weights['stable']}/{row.weights['canary']}" if row.weights else ""
-        outcome = row.outcome + (f": {row.detail}" if row.detail and row.outcome != "started" else "")
-        table.add_row(
-            row.time.strftime("%Y-%m-%d %H:%M:%S"),
-            str(row.run),
-            "" if row.step is None else str(row.step),
-            f"{row.action} ({row.via})",
-            row.by,
-            row.identity + (" [bold red]MISMATCH[/bold red]" if row.mismatch else ""),
-            outcome,
-            weights,
-        )
-    console.print(table)
-    mismatches = sum(row.mismatch for row in rows)
-    if mismatches:
-        console.print(
-            f"{mismatches} action(s) claim a `by` that the client identity does not name "
-            "(README: Trusting the identity)."
-        )
+        print_audit(console, rollout, len(runs), rows)
 
 
 @app.command()

@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 from temporalio.client import WorkflowHistory
 
 from sluice.audit import RunHistory, audit_rows, to_csv, to_json
+from sluice.audit_table import print_audit
 from sluice.identity import claimed_user, identity_user, is_mismatch
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories" / "2026-12-05-83189da"
@@ -143,6 +145,28 @@ def test_the_start_compares_requested_by_with_who_started_it() -> None:
     assert start.mismatch
 
 
+def test_a_principal_the_server_authenticated_outranks_the_client_identity() -> None:
+    """Servers with Principal Attribution stamp the authenticated caller on each event."""
+
+    def authenticate(data: dict[str, Any]) -> None:
+        signals = [e for e in data["events"] if "workflowExecutionSignaledEventAttributes" in e]
+        signals[2]["principal"] = {"type": "jwt", "name": "bob@example.com"}  # bob's approval
+        signals[3]["principal"] = {"type": "jwt", "name": "eve"}  # "carol"'s approval
+
+    rows = [
+        r for r in audit_rows(runs_of("approvals_by_signal", edit=authenticate)) if r.by in ("bob", "carol")
+    ]
+    assert [(r.by, r.identity_user, r.principal, r.mismatch) for r in rows] == [
+        ("bob", None, {"type": "jwt", "name": "bob@example.com"}, False),
+        ("carol", None, {"type": "jwt", "name": "eve"}, True),
+    ]
+    table = list(csv.DictReader(io.StringIO(to_csv(rows))))
+    assert [(t["principalType"], t["principalName"], t["mismatch"]) for t in table] == [
+        ("jwt", "bob@example.com", "false"),
+        ("jwt", "eve", "true"),
+    ]
+
+
 def test_csv_has_one_header_and_weights_as_two_columns() -> None:
     rows = audit_rows(runs_of("approvals_by_signal"))
     table = list(csv.DictReader(io.StringIO(to_csv(rows))))
@@ -181,3 +205,17 @@ def test_a_claim_matches_by_the_user_part_only() -> None:
     assert is_mismatch("carol", "bob@desk")
     assert is_mismatch("alice", "4711@vm")  # an identity that names nobody backs no claim
     assert not is_mismatch("", "bob@desk")  # nothing claimed
+
+
+def test_the_table_shows_what_senders_wrote_as_text_never_as_markup() -> None:
+    def inject(data: dict[str, Any]) -> None:
+        signals = [e for e in data["events"] if "workflowExecutionSignaledEventAttributes" in e]
+        attributes = signals[2]["workflowExecutionSignaledEventAttributes"]
+        attributes["identity"] = "[green]bob[/green]"
+        payload = attributes["input"]["payloads"][0]
+        payload["data"] = base64.b64encode(json.dumps({"by": "[dim]bob[/dim]"}).encode()).decode()
+
+    console = Console(record=True, width=300)
+    print_audit(console, "rollout", 1, audit_rows(runs_of("approvals_by_signal", edit=inject)))
+    text = console.export_text()
+    assert "[dim]bob[/dim]" in text and "[green]bob[/green] MISMATCH" in text
