@@ -111,11 +111,18 @@ def _by(payload: Any) -> str:
 
 
 def _message_detail(payload: Any) -> str:
+    """What else the sender asked for (``step=2; full=True; lgtm``): every field but ``by``, the
+    free text last, so fields added to a message later show without a change here."""
     if not isinstance(payload, dict):
         return ""
-    parts = [f"{key}={payload[key]}" for key in ("step", "full") if payload.get(key) not in (None, False)]
-    parts += [str(payload[key]) for key in ("reason", "comment") if payload.get(key)]
-    return "; ".join(parts)
+    texts = ("reason", "comment")
+    parts = [
+        f"{key}={value}"
+        for key, value in payload.items()
+        if key != "by" and key not in texts and value not in (None, False, "")
+    ]
+    parts += [str(payload[key]) for key in texts if payload.get(key)]
+    return "; ".join(parts)[:500]
 
 
 # --------------------------------------------------------------------------- rows

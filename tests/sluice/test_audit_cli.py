@@ -59,10 +59,11 @@ async def temporal(address: str, *args: str, identity: str | None = None) -> str
     return done.stdout
 
 
-async def sluice_audit(address: str, rollout: str, output: str) -> str:
+async def sluice_audit(address: str, rollout: str, output: str, *extra: str) -> str:
     done = await run(
-        require_binary("sluice"), "audit", rollout, "--output", output, "--address", address, columns=250
-    )
+        require_binary("sluice"), "audit", rollout, "--output", output, "--address", address, *extra,
+        columns=250,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -149,6 +150,10 @@ async def test_audit_shows_who_sent_each_action_and_flags_a_false_claim(
         ("5", "0", "100"),
     ]
 
+    # Any run of the rollout names the whole chain.
+    from_first_run = json.loads(await sluice_audit(address, rollout, "json", "--run-id", audit["runs"][0]))
+    assert from_first_run == audit
+
     people = await sluice_audit(address, rollout, "table")
     assert "bob@desk" in people and "alice@laptop" in people and "MISMATCH" in people
 
@@ -161,3 +166,28 @@ async def test_audit_of_an_unknown_rollout_is_one_error_and_exit_2(
     assert done.returncode == 2
     assert " ".join(done.stderr.split()) == "error: no rollout 'rollout-nobody-started' in namespace default"
     assert done.stdout == ""
+
+
+async def test_audit_of_a_rollout_no_worker_answers_for_says_so_and_lists_what_history_has(
+    small_history_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """Started on a task queue nobody polls: running, its status query unanswered."""
+    address = small_history_env.client.service_client.config.target_host
+    rollout = f"rollout-unattended-{uuid.uuid4().hex[:8]}"
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps(dry_run_spec()))
+    await temporal(
+        address, "workflow", "start", "--type", "Rollout", "--task-queue", f"nobody-{uuid.uuid4()}",
+        "--workflow-id", rollout, "--input-file", str(spec_file), identity="carol@ci",
+    )  # fmt: skip
+    signal = ("workflow", "signal", "--workflow-id", rollout, "--name", "approve")
+    await temporal(address, *signal, "--input", '{"by": "alice"}', identity="alice@laptop")
+    done = await run(require_binary("sluice"), "audit", rollout, "-o", "json", "--address", address)
+    assert done.returncode == 0, done.stderr
+    assert "status query did not answer" in " ".join(done.stderr.split())
+    rows = json.loads(done.stdout)["rows"]
+    assert [(r["action"], r["identity"], r["step"], r["outcome"], r["mismatch"]) for r in rows] == [
+        ("start", "carol@ci", None, "started", False),
+        ("approve", "alice@laptop", None, "delivered", False),
+    ]
+    await temporal(address, "workflow", "terminate", "--workflow-id", rollout, "--reason", "test over")
