@@ -8,9 +8,11 @@ import getpass
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Awaitable, Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -19,7 +21,16 @@ from rich.console import Console
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from sluice.client import load_spec_file, start_rollout
+from sluice.audit import audit_rows, to_csv, to_json
+from sluice.audit_table import print_audit
+from sluice.client import (
+    RolloutNotFound,
+    live_status,
+    load_spec_file,
+    rollout_runs,
+    start_rollout,
+    still_running,
+)
 from sluice.demo import run_demo
 from sluice.stack import LocalStack, StackError, StackPorts
 from worker.client import connect
@@ -53,7 +64,8 @@ def _run(coroutine: Awaitable[T]) -> T:
 async def _client(address: str, namespace: str) -> Client:
     try:
         settings = dataclasses.replace(Settings.from_env(), address=address, namespace=namespace)
-        return await connect(settings)
+        # Temporal records this with every action; `sluice audit` compares it with the claimed --by.
+        return await connect(settings, identity=f"sluice:{_default_by()}@{socket.gethostname()}")
     except SettingsError as error:
         raise CliError(str(error)) from None
     except RuntimeError as error:
@@ -196,6 +208,55 @@ _message_command(
     "Skip the current wait; --full goes straight to 100%.",
     lambda comment, step, full: {"comment": comment, "full": full},
 )
+
+
+class AuditOutput(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+@app.command()
+def audit(
+    rollout: RolloutId,
+    output: Annotated[
+        AuditOutput, typer.Option("--output", "-o", help="table (for people), json or csv (for machines).")
+    ] = AuditOutput.table,
+    run_id: Annotated[
+        str | None,
+        typer.Option(help="Audit the rollout this run belongs to (default: the newest)."),
+    ] = None,
+    address: Address = "127.0.0.1:7233",
+    namespace: Namespace = "default",
+) -> None:
+    """Who did what, from the workflow history: every human action and traffic change, with the
+    claimed `by` and the identity of the client that sent it (MISMATCH when they differ)."""
+
+    async def go() -> tuple[list[Any], dict[str, Any] | None]:
+        client = await _client(address, namespace)
+        try:
+            runs = await rollout_runs(client, rollout, run_id)
+        except RolloutNotFound as error:
+            raise CliError(str(error)) from None
+        except RPCError as error:
+            raise CliError(f"cannot read the history of {rollout}: {error.message}") from None
+        status = await live_status(client, rollout, runs[-1]) if still_running(runs[-1]) else None
+        if status is None and still_running(runs[-1]):
+            errors.print(
+                f"note: {rollout} is running and its status query did not answer (no worker?): "
+                "signals of its current run show no step and 'delivered'",
+                highlight=False,
+            )
+        return runs, status
+
+    runs, status = _run(go())
+    rows = audit_rows(runs, status)
+    if output is AuditOutput.json:
+        print(json.dumps(to_json(rollout, runs, rows), indent=2))
+    elif output is AuditOutput.csv:
+        sys.stdout.write(to_csv(rows))
+    else:
+        print_audit(console, rollout, len(runs), rows)
 
 
 @app.command()

@@ -3,16 +3,33 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
 import yaml
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 
+from sluice.audit import RunHistory
 from workflows.spec import RolloutSpec, SpecError, validate_spec
 
-__all__ = ["load_spec_file", "start_rollout"]
+__all__ = [
+    "RolloutNotFound",
+    "live_status",
+    "load_spec_file",
+    "rollout_runs",
+    "start_rollout",
+    "still_running",
+]
+
+STATUS_QUERY_TIMEOUT = timedelta(seconds=5)
+
+
+class RolloutNotFound(Exception):
+    """No workflow (or no run) of that id in the namespace."""
 
 
 def load_spec_file(path: Path | Traversable) -> tuple[dict[str, Any], RolloutSpec]:
@@ -40,3 +57,70 @@ async def start_rollout(
     return await client.start_workflow(
         "Rollout", data, id=workflow_id or spec.workflow_id, task_queue=task_queue
     )
+
+
+async def rollout_runs(client: Client, rollout_id: str, run_id: str | None = None) -> list[RunHistory]:
+    """Every run of one rollout, oldest first: from ``run_id`` (default: the newest run of that
+    workflow id) back along each run's ``continuedExecutionRunId`` and forward along each
+    continue-as-new, so an id reused by a later rollout does not mix two rollouts together.
+
+    Raises :class:`RolloutNotFound`.
+    """
+    try:
+        described = await client.get_workflow_handle(rollout_id, run_id=run_id).describe()
+        if described.workflow_type != "Rollout":
+            raise RolloutNotFound(f"{rollout_id} is a {described.workflow_type} workflow, not a Rollout")
+        runs = [await _run(client, rollout_id, described.run_id)]
+        while (
+            previous := runs[0]
+            .events[0]
+            .workflow_execution_started_event_attributes.continued_execution_run_id
+        ):
+            runs.insert(0, await _run(client, rollout_id, previous))
+        while following := _continued_as(runs[-1]):
+            runs.append(await _run(client, rollout_id, following))
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise RolloutNotFound(f"no rollout {rollout_id!r} in namespace {client.namespace}") from None
+        raise
+    return runs
+
+
+async def _run(client: Client, rollout_id: str, run_id: str) -> RunHistory:
+    history = await client.get_workflow_handle(rollout_id, run_id=run_id).fetch_history()
+    return RunHistory(run_id, history.events)
+
+
+def _continued_from(run: RunHistory) -> str:
+    started = run.events[0].workflow_execution_started_event_attributes if run.events else None
+    return started.continued_execution_run_id if started is not None else ""
+
+
+def _continued_as(run: RunHistory) -> str:
+    last = run.events[-1] if run.events else None
+    if last is None or last.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+        return ""
+    return last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+
+
+def still_running(run: RunHistory) -> bool:
+    """No close event yet (the run's history ends in something other than its end)."""
+    closing = {
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+    }
+    return not run.events or run.events[-1].event_type not in closing
+
+
+async def live_status(client: Client, rollout_id: str, run: RunHistory) -> dict[str, Any] | None:
+    """The running run's ``status`` (its newest records), or None when no worker answers in time."""
+    try:
+        handle = client.get_workflow_handle(rollout_id, run_id=run.run_id)
+        status: dict[str, Any] = await handle.query("status", rpc_timeout=STATUS_QUERY_TIMEOUT)
+    except Exception:  # no worker, a worker too old to answer: the audit goes on without it
+        return None
+    return status

@@ -23,8 +23,12 @@ class SearchAttributesMissing(RuntimeError):
     """The namespace lacks sluicegate's search attributes and they could not be added."""
 
 
-async def connect(settings: Settings) -> Client:
-    """A client with sluicegate's data converter (pydantic), TLS and API key as configured."""
+async def connect(settings: Settings, identity: str | None = None) -> Client:
+    """A client with sluicegate's data converter (pydantic), TLS and API key as configured.
+
+    ``identity`` is what Temporal records as the sender of every request (default: the SDK's
+    ``<pid>@<host>``); ``sluice`` sends ``sluice:<user>@<host>`` so that ``sluice audit`` can tell
+    who acted."""
     tls: TLSConfig | bool = False
     if settings.uses_tls:
         tls = TLSConfig(
@@ -39,6 +43,7 @@ async def connect(settings: Settings) -> Client:
         tls=tls,
         api_key=settings.api_key,
         data_converter=pydantic_data_converter,
+        identity=identity,
     )
 
 
