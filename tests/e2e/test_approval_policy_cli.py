@@ -120,6 +120,9 @@ def test_promote_counts_as_one_approval_and_full_promote_needs_an_allowed_approv
     reason = "mallory may not approve (approvers: alice, bob, sre-*)"
     assert reason in refused_update(cli, workflow_id, "promote", {"by": "mallory", "full": True})
     assert reason in refused_update(cli, workflow_id, "promote", {"by": "mallory"})
+    # From here a full promotion would skip step 4, a four-eyes gate: one person may not.
+    skipping = refused_update(cli, workflow_id, "promote", {"by": "bob", "full": True})
+    assert "a full promotion would skip step 4, which needs 2 distinct approvers" in skipping
     answer = cli.update_result(workflow_id, "promote", {"by": "alice"})
     assert answer["message"] == (
         "promoted by alice; step 2: approval 1 of 2 by alice; 1 more distinct approver needed"
