@@ -144,9 +144,25 @@ def apply_resume(state: RolloutState, request: ResumeInput, via: Via, now: datet
     )
 
 
+def _held_by_window(state: RolloutState) -> bool:
+    waiting = state.status.waiting_for
+    return waiting is not None and waiting.kind == "window"
+
+
 def check_promote(state: RolloutState, request: PromoteInput) -> str | None:
     if state.finishing():
         return f"the rollout is already {state.status.phase}"
+    if request.ignore_window and not _held_by_window(state):
+        return "nothing to override: no deployment window holds the rollout"
+    if request.ignore_window and state.window_released:
+        return "the deployment window was already overridden; the rollout is moving on"
+    if _held_by_window(state) and not (request.ignore_window or request.full or state.status.paused):
+        # Moving traffic outside a change window must be asked for explicitly.
+        reason = state.status.waiting_for.reason if state.status.waiting_for else ""
+        return (
+            f"the rollout waits for a deployment window ({reason}); "
+            'to move traffic now, promote with "ignoreWindow": true'
+        )
     if request.full:
         promoted = state.full_promotion
         return f"already fully promoted by {promoted.by}" if promoted is not None else None
@@ -162,7 +178,9 @@ def apply_promote(state: RolloutState, request: PromoteInput, via: Via, now: dat
     waiting = state.status.waiting_for
     releases = state.releases_waiting_step()
     _end_holds(state)
-    if waiting is not None and releases:
+    if _held_by_window(state):  # a window wait is released by ignoreWindow alone, never as a step
+        state.window_released = state.window_released or request.ignore_window
+    elif waiting is not None and releases:
         state.release(waiting.step)
         if waiting.kind == "approval":
             state.status.approvals.append(
@@ -172,6 +190,16 @@ def apply_promote(state: RolloutState, request: PromoteInput, via: Via, now: dat
             )
     if request.full:
         state.full_promotion = request
+    if request.ignore_window and waiting is not None:
+        return Applied(
+            "windowOverridden",
+            waiting.step,
+            request.by,
+            f"deployment window overridden by {request.by}: moving traffic now"
+            + (" and straight to 100% canary" if request.full else ""),
+            {"via": via, "window": waiting.reason, "full": request.full, "comment": request.comment},
+            hold_changed=True,
+        )
     return Applied(
         "promoted",
         state.status.current_step,

@@ -210,6 +210,7 @@ class PromoteInput(_Message):
     """``promote``: skip the current wait; ``full`` goes straight to 100%."""
 
     full: bool = False
+    ignore_window: bool = False
     comment: str = ""
 
 

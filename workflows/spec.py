@@ -42,6 +42,7 @@ from workflows.validation import (
     bounded_problems,
     validation_problems,
 )
+from workflows.windows import Blackouts, Windows
 
 __all__ = [
     "DEFAULT_STEPS",
@@ -197,6 +198,10 @@ class RolloutSpec(_SpecModel):
     on_route_busy: Literal["fail", "wait"] = "fail"
     """When another running rollout owns the route: fail at once (``RouteBusy``, no traffic
     touched) or wait until it is free."""
+    windows: Windows | None = None
+    """When traffic may move forward (:mod:`workflows.windows`); omitted: any time."""
+    blackouts: Blackouts = Field(default_factory=list)
+    """When it may not, whatever the windows say."""
 
     def checks_canary_readiness(self) -> bool:
         """Whether the canary must prove it can serve before its first traffic: its Deployment
