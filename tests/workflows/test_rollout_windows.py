@@ -237,3 +237,35 @@ async def test_ignore_window_overrides_one_wait_and_plain_promote_is_refused(
     assert near(sets[1][0], friday) and near(sets[2][0], monday)
     overridden = [e for e in summary["events"] if e["event"] == "windowOverridden"]
     assert [(e["by"], e["step"], e["detail"]["comment"]) for e in overridden] == [("alice", 1, "hotfix")]
+
+
+async def test_analysis_keeps_watching_during_a_window_wait(skipping_env: WorkflowEnvironment) -> None:
+    """A canary already taking traffic is still measured while the next step waits for Monday:
+    a failing metric rolls back on Friday evening."""
+    env, queue = skipping_env, f"test-{uuid.uuid4()}"
+    friday_afternoon = next_weekday(await env.get_current_time(), 4, 15)
+    monday = berlin((friday_afternoon + timedelta(days=3)).astimezone(BERLIN).date(), 9)
+    await move_clock_to(env, friday_afternoon)
+    unreachable = {"address": "http://127.0.0.1:9", "query": "up"}  # nothing listens: every round errs
+    analysis = {
+        "interval": "30m",
+        "metrics": [{"name": "errors", "prometheus": unreachable, "max": 1, "consecutiveErrorLimit": 8}],
+    }
+    spec = dry_run_spec(
+        [{"setWeight": 10}, {"pause": {"duration": "2h"}}, {"setWeight": 50}],
+        windows=WINDOWS,
+        analysis=analysis,
+    )
+    async with build_worker(env.client, queue):
+        handle = await start(env, queue, spec)
+        failure = await failure_of(handle)
+        status = await handle.query("status")
+    assert failure.type == "AnalysisFailed"
+    assert route_of(spec) == (100, 0)
+    held = next(e for e in status["events"] if e["event"] == "heldByWindow")
+    assert held["step"] == 3 and near(
+        datetime.fromisoformat(held["at"]), friday_afternoon + timedelta(hours=2)
+    )
+    # the ninth error in a row, 4h after the first, fails the analysis: Friday 19:00, not Monday
+    assert near(datetime.fromisoformat(status["finishedAt"]), friday_afternoon + timedelta(hours=4))
+    assert datetime.fromisoformat(status["finishedAt"]) < monday
