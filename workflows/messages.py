@@ -149,20 +149,29 @@ def _held_by_window(state: RolloutState) -> bool:
     return waiting is not None and waiting.kind == "window"
 
 
+def _check_window_promote(state: RolloutState, request: PromoteInput) -> str | None:
+    """``promote`` at a deployment window wait, or asking to override one."""
+    if not _held_by_window(state):
+        return "nothing to override: no deployment window holds the rollout"
+    if request.full and state.full_promotion is not None:
+        return f"already fully promoted by {state.full_promotion.by}"
+    if request.ignore_window and state.window_released:
+        return "the deployment window was already overridden; the rollout is moving on"
+    if request.ignore_window or request.full or state.status.paused is not None:
+        return None  # full alone: 100% once the window opens; paused: ends the pause, not the wait
+    # Moving traffic outside a change window must be asked for explicitly.
+    reason = state.status.waiting_for.reason if state.status.waiting_for else ""
+    return (
+        f"the rollout waits for a deployment window ({reason}); "
+        'to move traffic now, promote with "ignoreWindow": true'
+    )
+
+
 def check_promote(state: RolloutState, request: PromoteInput) -> str | None:
     if state.finishing():
         return f"the rollout is already {state.status.phase}"
-    if request.ignore_window and not _held_by_window(state):
-        return "nothing to override: no deployment window holds the rollout"
-    if request.ignore_window and state.window_released:
-        return "the deployment window was already overridden; the rollout is moving on"
-    if _held_by_window(state) and not (request.ignore_window or request.full or state.status.paused):
-        # Moving traffic outside a change window must be asked for explicitly.
-        reason = state.status.waiting_for.reason if state.status.waiting_for else ""
-        return (
-            f"the rollout waits for a deployment window ({reason}); "
-            'to move traffic now, promote with "ignoreWindow": true'
-        )
+    if request.ignore_window or _held_by_window(state):
+        return _check_window_promote(state, request)
     if request.full:
         promoted = state.full_promotion
         return f"already fully promoted by {promoted.by}" if promoted is not None else None

@@ -269,3 +269,24 @@ async def test_analysis_keeps_watching_during_a_window_wait(skipping_env: Workfl
     # the ninth error in a row, 4h after the first, fails the analysis: Friday 19:00, not Monday
     assert near(datetime.fromisoformat(status["finishedAt"]), friday_afternoon + timedelta(hours=4))
     assert datetime.fromisoformat(status["finishedAt"]) < monday
+
+
+async def test_the_jump_of_a_full_promotion_waits_for_the_window(skipping_env: WorkflowEnvironment) -> None:
+    env, queue = skipping_env, f"test-{uuid.uuid4()}"
+    friday_afternoon = next_weekday(await env.get_current_time(), 4, 15)
+    monday = berlin((friday_afternoon + timedelta(days=3)).astimezone(BERLIN).date(), 9)
+    await move_clock_to(env, friday_afternoon)
+    spec = dry_run_spec([{"setWeight": 10}, {"approval": {}}, {"setWeight": 50}], windows=WINDOWS)
+    async with build_worker(env.client, queue):
+        handle = await start(env, queue, spec)
+        await wait_for_status(handle, lambda s: s["phase"] == "WaitingForApproval")
+        await env.sleep(timedelta(hours=2))  # 17:00: the window has closed
+        await handle.execute_update("promote", {"by": "alice", "full": True})
+        status = await wait_for_status(handle, waiting_for_window(2))
+        assert "(Mon-Fri 09:00-16:00 Europe/Berlin)" in status["waitingFor"]["reason"]
+        assert status["weights"] == {"stable": 90, "canary": 10}
+        summary = await handle.result()
+    sets = weights_set(summary)
+    assert [weight for _, weight in sets] == [0, 10, 100]
+    assert near(sets[1][0], friday_afternoon) and near(sets[2][0], monday)
+    assert [s["state"] for s in summary["steps"]] == ["done", "done", "done", "skipped"]

@@ -356,6 +356,12 @@ def test_the_override_is_recorded_with_who() -> None:
     assert applied.detail["window"] == "closed"
 
 
+def test_ignore_window_releases_the_window_before_a_full_promotion_after_an_approved_gate() -> None:
+    state = held()
+    state.release(2)  # the gate at step 2 was approved; the jump to 100% waits for the window there
+    assert promote(state, ignoreWindow=True) is None and state.window_released
+
+
 def test_ignore_window_is_refused_when_no_window_holds_the_rollout() -> None:
     state = held()
     state.status.waiting_for = WaitingFor(kind="approval", step=2, since=NOW)
