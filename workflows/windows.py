@@ -295,9 +295,7 @@ def window_decision(
     for opens, closes, window in sorted(spans, key=lambda s: (s[0], s[1])):
         if closes <= now or (opening is not None and opening <= opens):
             continue
-        candidate = max(opens, now)
-        while (later := _past_blackouts(closed, candidate)) != candidate:
-            candidate = later  # merged blackouts can still touch after a window's own edge
+        candidate = _past_blackouts(closed, max(opens, now))  # merged: no blackout starts at its end
         if candidate < closes and (opening is None or candidate < opening):
             opening, opened_by = candidate, window
     if opening == now:
