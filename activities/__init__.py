@@ -10,11 +10,13 @@ from activities.readiness import canary_ready
 from activities.routes import read_route, remove_old_route, set_weights
 from activities.sampling import sample_traffic
 from activities.search_attributes import search_attributes_registered
+from activities.windows import deployment_window
 from activities.workloads import retire_old_workload
 
 __all__ = [
     "ALL_ACTIVITIES",
     "canary_ready",
+    "deployment_window",
     "measure_metrics",
     "read_route",
     "remove_old_route",
@@ -33,4 +35,5 @@ ALL_ACTIVITIES: list[Callable[..., Any]] = [
     retire_old_workload,
     measure_metrics,
     canary_ready,
+    deployment_window,
 ]

@@ -152,8 +152,10 @@ def status(
     if current.get("waitingFor"):
         waiting = current["waitingFor"]
         console.print(
-            f"  waiting for {waiting['kind']} at step {waiting['step']} since {waiting['since']} "
-            f"({waiting.get('hint', '')})"
+            f"  waiting for {waiting['kind']} at step {waiting['step']} since {waiting['since']}"
+            + (f" until {waiting['until']}" if waiting.get("until") else "")
+            + (f": {waiting['reason']}" if waiting.get("reason") else "")
+            + f" ({waiting.get('hint', '')})"
         )
         if waiting.get("stillNeeded"):  # a gate still short of its approvals
             who = ", ".join(waiting.get("approvedBy") or []) or "nobody yet"
@@ -176,10 +178,15 @@ def _message_command(name: str, doc: str, extra: Callable[..., dict[str, Any]]) 
         comment: Annotated[str, typer.Option(help="Recorded with the action.")] = "",
         step: Annotated[int | None, typer.Option(help="approve: refuse unless waiting at this step.")] = None,
         full: Annotated[bool, typer.Option(help="promote: go straight to 100%.")] = False,
+        ignore_window: Annotated[
+            bool, typer.Option(help="promote: move traffic now although no deployment window is open.")
+        ] = False,
         address: Address = "127.0.0.1:7233",
         namespace: Namespace = "default",
     ) -> None:
         payload = {"by": by or _default_by(), **extra(comment=comment, step=step, full=full)}
+        if ignore_window and name == "promote":
+            payload["ignoreWindow"] = True
         result = _run(_message(address, namespace, rollout, name, payload))
         console.print(f"{result['message']} (phase {result['phase']}, step {result['currentStep']})")
 
@@ -205,7 +212,7 @@ _message_command(
 _message_command("resume", "Go on after a pause.", lambda comment, step, full: {"comment": comment})
 _message_command(
     "promote",
-    "Skip the current wait; --full goes straight to 100%.",
+    "Skip the current wait; --full goes straight to 100%; --ignore-window overrides a window once.",
     lambda comment, step, full: {"comment": comment, "full": full},
 )
 

@@ -57,6 +57,8 @@ class RolloutState(_Model):
     legacy_hold_release: bool = False
     """Runs that began before holds stopped releasing steps: a ``resume``/``promote`` during a hold
     also released the step about to run (a gate passed without approval). Kept for replay only."""
+    window_released: bool = False
+    """``promote {ignoreWindow: true}`` released the deployment window wait (used up by it)."""
     pause_hidden: bool = False
     """Older rules only: a wait that began while paused showed its own phase, not ``Paused``."""
     timed_out_gates: list[int] = Field(default_factory=list)
@@ -184,4 +186,6 @@ def derive_phase(state: RolloutState) -> str:
         return "Paused"
     if state.status.pause_conditions and not state.pause_hidden:
         return "Paused"
+    if waiting.kind == "window":
+        return "WaitingForWindow"  # outside the deployment windows or in a blackout: goes on by itself
     return "WaitingForApproval" if waiting.kind == "approval" else "Baking"

@@ -153,9 +153,34 @@ def apply_resume(state: RolloutState, request: ResumeInput, via: Via, now: datet
     )
 
 
+def _held_by_window(state: RolloutState) -> bool:
+    waiting = state.status.waiting_for
+    return waiting is not None and waiting.kind == "window"
+
+
+def _check_window_promote(state: RolloutState, request: PromoteInput) -> str | None:
+    """``promote`` at a deployment window wait, or asking to override one."""
+    if not _held_by_window(state):
+        return "nothing to override: no deployment window holds the rollout"
+    if request.full and state.full_promotion is not None:
+        return f"already fully promoted by {state.full_promotion.by}"
+    if request.ignore_window and state.window_released:
+        return "the deployment window was already overridden; the rollout is moving on"
+    if request.ignore_window or request.full or state.status.paused is not None:
+        return None  # full alone: 100% once the window opens; paused: ends the pause, not the wait
+    # Moving traffic outside a change window must be asked for explicitly.
+    reason = state.status.waiting_for.reason if state.status.waiting_for else ""
+    return (
+        f"the rollout waits for a deployment window ({reason}); "
+        'to move traffic now, promote with "ignoreWindow": true'
+    )
+
+
 def check_promote(state: RolloutState, request: PromoteInput) -> str | None:
     if state.finishing():
         return f"the rollout is already {state.status.phase}"
+    if request.ignore_window or _held_by_window(state):
+        return _check_window_promote(state, request) or _promote_policy_refusal(state, request)
     if request.full:
         promoted = state.full_promotion
         if promoted is not None:
@@ -214,7 +239,9 @@ def apply_promote(state: RolloutState, request: PromoteInput, via: Via, now: dat
     releases = state.releases_waiting_step()
     _end_holds(state)
     progress = ""
-    if gate is not None:
+    if _held_by_window(state):  # a window wait is released by ignoreWindow alone, never as a step
+        state.window_released = state.window_released or request.ignore_window
+    elif gate is not None:
         record = ApprovalRecord(
             by=request.by, step=gate, at=now, comment=request.comment, via=via, kind="promote"
         )
@@ -229,10 +256,18 @@ def apply_promote(state: RolloutState, request: PromoteInput, via: Via, now: dat
         answer += ": going straight to 100% canary"
         if gate is not None and gate not in state.released_steps:
             answer += f" once step {gate} has its approvals"
+    if request.ignore_window and waiting is not None:
+        return Applied(
+            "windowOverridden",
+            waiting.step,
+            request.by,
+            f"deployment window overridden by {request.by}: moving traffic now"
+            + (" and straight to 100% canary" if request.full else ""),
+            {"via": via, "window": waiting.reason, "full": request.full, "comment": request.comment},
+            hold_changed=True,
+        )
     answer += progress
     detail: dict[str, Any] = {"via": via, "full": request.full, "comment": request.comment}
-    if request.ignore_window:
-        detail["ignoreWindow"] = True
     return Applied("promoted", state.status.current_step, request.by, answer, detail, hold_changed=True)
 
 

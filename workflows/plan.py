@@ -16,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.ownership import RouteOwnership
     from workflows.spec import RolloutSpec, Step
     from workflows.traffic import ALL_CANARY, STABLE_ONLY, Traffic
+    from workflows.window_gate import WindowGate
 
 __all__ = ["Plan"]
 
@@ -28,6 +29,7 @@ class Plan:
     def __init__(self, spec: RolloutSpec, state: RolloutState, traffic: Traffic, ownership: RouteOwnership):
         self.spec, self.state, self.traffic, self.ownership = spec, state, traffic, ownership
         self.events, self.waits = traffic.events, traffic.waits
+        self.windows = WindowGate(spec, state, self.events, self.waits)
         self.steps: dict[str, Callable[[int, Step], Awaitable[None]]] = {
             "setWeight": self._set_weight,
             "approval": self._approval,
@@ -70,6 +72,8 @@ class Plan:
     async def _set_weight(self, index: int, step: Step) -> None:
         assert step.set_weight is not None
         if index not in self.state.shifted_steps:
+            if step.set_weight > self._canary_weight():  # only moving forward waits for a window
+                await self.windows.before_increase(index, f"setWeight {step.set_weight}")
             await self.traffic.shift(index, Weights(stable=100 - step.set_weight, canary=step.set_weight))
             self.state.shifted_steps.append(index)
         analysis = self.spec.analysis
@@ -88,14 +92,23 @@ class Plan:
 
     async def _remove_old(self, index: int, step: Step) -> None:
         assert step.remove_old is not None
+        await self.windows.before_increase(index, "removeOld")
         await self.traffic.remove_old(index, step.remove_old)
 
     async def _finish_full_promotion(self, index: int) -> None:
         """After ``promote {full: true}``: straight to 100% canary (removeOld still runs)."""
         self.waits.check_stop()
         weights = self.state.status.weights
-        if self.state.full_promotion is not None and (weights.canary if weights else 0) != 100:
+        promotion = self.state.full_promotion
+        if promotion is not None and (weights.canary if weights else 0) != 100:
+            if not promotion.ignore_window:  # promote {full, ignoreWindow} overrode the window for it
+                await self.windows.before_increase(index, "promote full")
             await self.traffic.shift(index, ALL_CANARY)
+
+    def _canary_weight(self) -> int:
+        """The canary's share now: what the rollout last set, else what the route last showed."""
+        current = self.state.last_set or self.state.status.weights
+        return current.canary if current is not None else 0
 
     def _mark(self, index: int, state: StepState) -> None:
         view = self.state.status.steps[index]

@@ -43,6 +43,7 @@ from workflows.validation import (
     bounded_problems,
     validation_problems,
 )
+from workflows.windows import Blackouts, Windows
 
 __all__ = [
     "DEFAULT_STEPS",
@@ -201,6 +202,11 @@ class RolloutSpec(_SpecModel):
         gates = {n: policy for n, policy in policies if policy is not None}
         default = self.approval_policy or ANYONE
         return ApprovalRules(requested_by=self.requested_by, default=default, gates=gates)
+
+    windows: Windows | None = None
+    """When traffic may move forward (:mod:`workflows.windows`); omitted: any time."""
+    blackouts: Blackouts = Field(default_factory=list)
+    """When it may not, whatever the windows say."""
 
     def checks_canary_readiness(self) -> bool:
         """Whether the canary must prove it can serve before its first traffic: its Deployment

@@ -40,6 +40,7 @@ PHASES = (
     "Progressing",
     "Verifying",
     "WaitingForApproval",
+    "WaitingForWindow",
     "Paused",
     "Baking",
     "Succeeded",
@@ -79,7 +80,7 @@ class StepView(_Model):
 class WaitingFor(_Model):
     """What the rollout waits for right now, and until when (None: no deadline)."""
 
-    kind: Literal["approval", "resume", "bake", "route", "ready"]
+    kind: Literal["approval", "resume", "bake", "route", "ready", "window"]
     step: int
     since: datetime
     until: datetime | None = None

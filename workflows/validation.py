@@ -74,7 +74,7 @@ def _format_error(error: Any) -> list[str]:
     lines = message.split("\n")
     if len(lines) > 1:  # one validator reporting several problems with their own paths
         return lines
-    if "got" not in message and not isinstance(value, dict | list):
+    if "got" not in message and repr(value) not in message and not isinstance(value, dict | list):
         message = f"{message}, got {value!r}"
     return [f"{path}: {message}" if path else message]
 

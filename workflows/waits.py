@@ -28,7 +28,7 @@ __all__ = ["ContinueAsNewRequested", "Waits"]
 # Runs from before this check walked on after a swallowed cancellation (see Waits.check_stop).
 PLAN_STOPS_PATCH = "plan-stops-when-told"
 
-WaitKind = Literal["approval", "resume", "bake", "route", "ready"]
+WaitKind = Literal["approval", "resume", "bake", "route", "ready", "window"]
 
 
 class ContinueAsNewRequested(Exception):

@@ -11,6 +11,7 @@ import asyncio
 import statistics
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -282,6 +283,42 @@ def test_a_scheduled_run_and_a_manual_start_of_one_route_do_not_both_drive_it(
         cli.run("schedule", "delete", "--schedule-id", schedule_id)
 
 
+def test_a_schedule_starts_rollouts_and_the_windows_hold_them(
+    clean_stack: LocalStack, cli: TemporalCli, tmp_path: Path
+) -> None:
+    """The schedule decides when a rollout starts, the spec's windows when its traffic moves: a
+    run started outside them holds at 100% stable, showing until when, until ``ignoreWindow``."""
+    stack = clean_stack
+    closed_day = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[(datetime.now(UTC).weekday() + 3) % 7]
+    spec = stack.spec_for([{"setWeight": 50}, {"setWeight": 100}])
+    spec["windows"] = [{"days": [closed_day], "start": "09:00", "end": "10:00", "timezone": "Europe/Berlin"}]
+    schedule_id = unique_id("sched-window")
+    create_schedule(cli, schedule_id, write_spec(tmp_path, spec))
+    try:
+        workflow_id = trigger(cli, schedule_id)
+        status = cli.wait_status(workflow_id, lambda s: s["phase"] == "WaitingForWindow")
+        waiting = status["waitingFor"]
+        assert (waiting["kind"], waiting["step"]) == ("window", 1)
+        assert waiting["reason"].startswith(
+            f"outside deployment windows ({closed_day} 09:00-10:00 Europe/Berlin)"
+        )
+        assert datetime.fromisoformat(waiting["until"]) > datetime.now(UTC) + timedelta(days=1)
+        assert rds_weights(stack.envoy.routes_file) == {V1: 100, V2: 0}
+        served(stack, 0)
+
+        cli.update_result(workflow_id, "promote", {"by": "alice", "ignoreWindow": True})
+        cli.wait_status(workflow_id, lambda s: (s.get("waitingFor") or {}).get("step") == 2)
+        assert rds_weights(stack.envoy.routes_file) == {V1: 50, V2: 50}  # overridden once
+        cli.update_result(workflow_id, "promote", {"by": "alice", "ignoreWindow": True})
+        summary = completed_result(cli.result(workflow_id))
+        assert weights_set(summary) == [(0, 0), (1, 50), (2, 100)]
+        assert [e["by"] for e in summary["events"] if e["event"] == "windowOverridden"] == ["alice", "alice"]
+        served(stack, 100)
+    finally:
+        cli.run("schedule", "delete", "--schedule-id", schedule_id)
+
+
+_WINDOW = {"days": ["Mon"], "start": "09:00", "end": "16:00", "timezone": "Europe/Berlin"}
 INVALID_SPECS: list[tuple[str, Any, str]] = [
     ("service-wrong-type", lambda s: s.update(service=123), "service: Input should be a valid string"),
     (
@@ -304,6 +341,26 @@ INVALID_SPECS: list[tuple[str, Any, str]] = [
         "unknown-step",
         lambda s: s.update(steps=[{"setWeight": 10}, {"rollback": {}}]),
         "steps[1].rollback: unknown step kind",
+    ),
+    (
+        "window-day",
+        lambda s: s.update(windows=[{**_WINDOW, "days": ["Mon", "Fry"]}]),
+        "windows[0].days[1]: unknown day 'Fry' (Mon..Sun)",
+    ),
+    (
+        "window-end-before-start",
+        lambda s: s.update(windows=[{**_WINDOW, "start": "16:00", "end": "09:00"}]),
+        "windows[0].end: must be after start 16:00",
+    ),
+    (
+        "window-timezone",
+        lambda s: s.update(windows=[{**_WINDOW, "timezone": "Europe/Berln"}]),
+        "windows[0].timezone: unknown IANA time zone 'Europe/Berln'",
+    ),
+    (
+        "blackout-without-offset",
+        lambda s: s.update(blackouts=[{"start": "2026-12-20T00:00:00", "end": "2027-01-04T00:00:00+01:00"}]),
+        "blackouts[0].start: needs a UTC offset",
     ),
 ]
 

@@ -492,6 +492,26 @@ async def invalid_spec(client: Client, queue: str) -> Handle:
     return handle
 
 
+async def deployment_window_override(client: Client, queue: str) -> Handle:
+    """Windows closed all through the recording (a UTC day three days away): each increase waits;
+    ``ignoreWindow`` releases one wait, then one with ``full`` (over a pause) goes to 100%."""
+    closed_day = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[(datetime.now(UTC).weekday() + 3) % 7]
+    windows = [{"days": [closed_day], "start": "00:00", "end": "01:00", "timezone": "Europe/Berlin"}]
+    blackouts = [{"start": "2020-01-01T00:00:00+01:00", "end": "2020-01-02T00:00:00+01:00", "reason": "past"}]
+    body = spec(
+        [{"setWeight": 10}, {"setWeight": 20}, {"setWeight": 50}], windows=windows, blackouts=blackouts
+    )
+    handle = await start(client, queue, body, "window-override")
+    await until(handle, waiting("window", 1))
+    await handle.signal("promote", {"by": "mallory"})  # refused: a window needs ignoreWindow
+    await handle.signal("promote", {"by": "alice", "ignoreWindow": True, "comment": "hotfix"})
+    await until(handle, waiting("window", 2))
+    await handle.execute_update("pause", {"by": "erin", "reason": "wait"})
+    await handle.execute_update("promote", {"by": "alice", "ignoreWindow": True, "full": True})
+    await handle.result()
+    return handle
+
+
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("default_plan_approved_by_update", default_plan_by_update),
     Scenario("approvals_by_signal", approvals_by_signal),
@@ -523,6 +543,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario("lax_signal_payloads", lax_signal_payloads),
     Scenario("four_eyes_gate_timed_out", four_eyes_gate_timed_out),
+    Scenario("deployment_window_override", deployment_window_override),
 )
 
 

@@ -260,10 +260,12 @@ def test_full_promote_and_ignore_window_need_an_allowed_approver() -> None:
     baking.status.waiting_for = WaitingFor(kind="bake", step=4, since=NOW)
     assert send(baking, "promote", by="mallory") == "accepted: promoted by mallory"  # skipping a bake
     baking.released_steps.clear()
-    assert send(baking, "promote", by="mallory", ignoreWindow=True).startswith("mallory may not approve")
     assert send(baking, "promote", by="mallory", full=True).startswith("mallory may not approve")
-    assert send(baking, "promote", by="sre-ann", full=True, ignoreWindow=True) == (
-        "accepted: promoted by sre-ann: going straight to 100% canary"
+    held = baking  # now held by a deployment window: overriding it needs an allowed approver
+    held.status.waiting_for = WaitingFor(kind="window", step=4, since=NOW, reason="outside windows")
+    assert send(held, "promote", by="mallory", ignoreWindow=True).startswith("mallory may not approve")
+    assert send(held, "promote", by="sre-ann", full=True, ignoreWindow=True) == (
+        "accepted: deployment window overridden by sre-ann: moving traffic now and straight to 100% canary"
     )
     assert PromoteInput.model_validate({"by": "x", "ignoreWindow": True}).ignore_window
 

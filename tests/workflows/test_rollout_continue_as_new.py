@@ -158,3 +158,31 @@ async def test_a_four_eyes_gate_held_after_its_timeout_keeps_its_approvals_acros
         summary = await handle.result()
     assert summary["phase"] == "Succeeded" and summary["pauseConditions"] == []
     assert sum(e["event"] == "approvalTimedOut" for e in summary["events"]) == 1  # not again in run 2
+
+
+async def test_a_long_window_wait_continues_as_new_and_waits_for_the_same_opening(
+    small_history_env: WorkflowEnvironment,
+) -> None:
+    client = small_history_env.client
+    queue = f"test-{uuid.uuid4()}"
+    closed_day = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[(datetime.now(UTC).weekday() + 3) % 7]
+    windows = [{"days": [closed_day], "start": "00:00", "end": "01:00", "timezone": "UTC"}]
+    spec = dry_run_spec([{"setWeight": 10}], windows=windows)
+    async with build_worker(client, queue):
+        handle = await client.start_workflow(
+            "Rollout", spec, id=f"rollout-can-{uuid.uuid4()}", task_queue=queue
+        )
+        first = await wait_for_status(handle, lambda s: s["phase"] == "WaitingForWindow")
+        for number in range(30):
+            await handle.signal("approve", {"by": f"mallory-{number}"})
+        status = await wait_for_status(handle, lambda s: s["runs"] >= 2 and s["phase"] == "WaitingForWindow")
+        assert status["waitingFor"]["until"] == first["waitingFor"]["until"]
+        assert status["weights"] == {"stable": 100, "canary": 0}
+        await handle.execute_update("promote", {"by": "alice", "ignoreWindow": True})
+        summary = await handle.result()
+    assert summary["phase"] == "Succeeded" and summary["runs"] >= 2
+    assert [(e["step"], e["detail"]["canary"]) for e in summary["events"] if e["event"] == "weightsSet"] == [
+        (0, 0),
+        (1, 10),
+    ]
+    assert [e["by"] for e in summary["events"] if e["event"] == "windowOverridden"] == ["alice"]
