@@ -23,6 +23,7 @@ from workflows._base import _SpecModel
 from workflows._durations import Duration, RequestTimeout
 from workflows._fields import DnsName, HttpUrl, Label, Weight
 from workflows.analysis import AnalysisSpec
+from workflows.notify_spec import NotifySinks, notify_problems
 from workflows.routers import (
     ROUTER_KINDS,
     ROUTER_SPECS,
@@ -197,6 +198,8 @@ class RolloutSpec(_SpecModel):
     on_route_busy: Literal["fail", "wait"] = "fail"
     """When another running rollout owns the route: fail at once (``RouteBusy``, no traffic
     touched) or wait until it is free."""
+    notify: NotifySinks = Field(default_factory=list)
+    """Webhooks told about the rollout's events (see :mod:`workflows.notify_spec`)."""
 
     def checks_canary_readiness(self) -> bool:
         """Whether the canary must prove it can serve before its first traffic: its Deployment
@@ -262,6 +265,13 @@ class RolloutSpec(_SpecModel):
                     f"steps[{index}].removeOld.deployment: needs a Kubernetes router "
                     f"({kinds_with('kubernetes')}), got {kind}"
                 )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _notify_consistent(self) -> RolloutSpec:
+        problems = notify_problems(self.notify)
         if problems:
             raise ValueError("\n".join(problems))
         return self

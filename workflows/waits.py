@@ -68,6 +68,11 @@ class Waits:
         state.pause_hidden = state.legacy_phase_rules and kind != "resume" and bool(state.status.paused)
         self.events.publish()
 
+    def _waiting(self, kind: WaitKind, step: int) -> bool:
+        """Whether this wait already began (in the run that continued as new into this one)."""
+        waiting = self.state.status.waiting_for
+        return waiting is not None and waiting.kind == kind and waiting.step == step
+
     def end(self) -> None:
         self.state.status.waiting_for = None
         self.state.pause_hidden = False
@@ -105,7 +110,10 @@ class Waits:
     async def approval(self, step: int, approval: ApprovalStep) -> None:
         """An approval gate: released by ``approve``/``promote``; a timeout rolls back."""
         until = self.deadline(f"approval:{step}", approval.timeout) if approval.timeout is not None else None
+        announce = not self._waiting("approval", step)
         self.begin("approval", step, until=until, hint="approve (or promote) this step")
+        if announce:
+            self.events.record("approvalRequested", step)
         if not await self.until(lambda: step in self.state.released_steps, until):
             assert approval.timeout is not None
             raise RolloutFailure(
@@ -120,7 +128,10 @@ class Waits:
             self.begin("bake", step, until=until, hint="promote to skip the bake")
             await self.until(lambda: step in self.state.released_steps, until)
         else:
+            announce = not self._waiting("resume", step)
             self.begin("resume", step, reason="pause step", hint="resume or promote")
+            if announce:
+                self.events.record("pauseStepReached", step)
             await self.until(lambda: step in self.state.released_steps)
         self.end()
 
