@@ -13,12 +13,14 @@ import base64
 import json
 import shlex
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -246,3 +248,48 @@ async def test_bad_notify_is_refused_at_start_touching_nothing(
     assert error.type == "InvalidSpec" and expected in error.message
     assert receiver.secret not in error.message
     assert not any(event_type(e) == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED" for e in events)
+
+
+@pytest.fixture(scope="module")
+async def small_history_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A dev server that suggests continue-as-new after 40 history events."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=require_binary("temporal"),
+        data_converter=pydantic_data_converter,
+        dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=40"],
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+async def test_a_delivery_out_when_the_rollout_continues_as_new_is_drained_not_lost(
+    small_history_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = small_history_env.client
+    queue = f"test-{uuid.uuid4()}"
+    on = ["waitingForApproval", "succeeded"]
+    spec = dry_run_spec(
+        [{"setWeight": 10}, {"approval": {}}, {"setWeight": 100}],
+        notify=[sink("audit", "json", on, deliveryTimeout="1m")],
+    )
+    policy = WorkerPolicy(secret_env=(HOOK_ENV,))
+    # The gate's message is refused three times (1 + 2 + 4 s of backoff) while the run fills up.
+    with webhook_receiver(failures=[500, 500, 500]) as receiver:
+        monkeypatch.setenv(HOOK_ENV, receiver.url)
+        async with build_worker(client, queue, policy):
+            handle = await start_rollout(client, queue, spec)
+            await wait_for_status(handle, lambda s: s["phase"] == "WaitingForApproval")
+            for number in range(30):
+                await handle.signal("approve", {"by": f"mallory-{number}", "step": 9})
+            await wait_for_status(handle, lambda s: s["runs"] >= 2 and s["phase"] == "WaitingForApproval")
+            await handle.execute_update("approve", {"by": "alice", "step": 2})
+            summary = await handle.result()
+        accepted = receiver.accepted()
+
+    assert summary["phase"] == "Succeeded" and summary["runs"] >= 2
+    # one message per event: the gate is not announced again by the next run, nor lost by the first
+    assert sorted(d.body["event"] for d in accepted) == sorted(on)
+    assert len({d.body["id"] for d in accepted}) == len(on)
+    assert not any(e["event"] == "notificationFailed" for e in summary["events"])
