@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import shlex
 import time
 import uuid
@@ -92,7 +93,9 @@ async def test_a_receiver_failing_three_times_gets_each_event_once_and_the_comma
     task_queue: str,
     worker: Worker,
     monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     on = ["started", "waitingForApproval", "succeeded"]
     spec = dry_run_spec(
         [{"setWeight": 50}, {"approval": {}}, {"setWeight": 100}],
@@ -136,6 +139,8 @@ async def test_a_receiver_failing_three_times_gets_each_event_once_and_the_comma
 
     text, _ = await history_json(handle)
     assert receiver.secret not in text and f"127.0.0.1:{receiver.server_address[1]}" not in text
+    # nor in the worker's logs, failed attempts included (httpx's request log is never written)
+    assert "WebhookRejected" in caplog.text and receiver.secret not in caplog.text
     assert HOOK_ENV in text  # the spec names the variable; the URL stays on the worker
 
 
