@@ -56,9 +56,11 @@ class WorkerPolicy:
     outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
     """``SLUICE_ALLOWED_HOSTS``: where requests may go (see :mod:`activities.outbound`)."""
     secret_env: tuple[str, ...] = ()
-    """``SLUICE_SECRET_ENV``: environment variable names or globs ``bearerTokenEnv`` may name."""
+    """``SLUICE_SECRET_ENV``: environment variable names or globs ``bearerTokenEnv`` and
+    ``notify[].webhook.urlEnv`` may name."""
     secrets_dirs: tuple[Path, ...] = ()
-    """``SLUICE_SECRETS_DIR``: directories under which ``bearerTokenFile`` may lie."""
+    """``SLUICE_SECRETS_DIR``: directories under which ``bearerTokenFile`` and
+    ``notify[].webhook.urlFile`` may lie."""
     protected_files: tuple[Path, ...] = ()
     """The worker's own credential files (Temporal API key, TLS key): never a bearer token."""
 
@@ -88,32 +90,34 @@ class WorkerPolicy:
             )
         return real
 
-    def secret_from_env(self, where: str, name: str, environ: Mapping[str, str]) -> str | None:
-        """The value of the environment variable ``bearerTokenEnv`` names, if it may be read."""
+    def secret_from_env(
+        self, where: str, name: str, environ: Mapping[str, str], key: str = "bearerTokenEnv"
+    ) -> str | None:
+        """The value of the environment variable ``key`` (``bearerTokenEnv``, ``urlEnv``) names,
+        if it may be read."""
         if fnmatchcase(name.upper(), _OWN_CREDENTIALS):
             raise NotAllowed(
-                f"{where}.bearerTokenEnv: {name} is reserved for the worker's own Temporal "
+                f"{where}.{key}: {name} is reserved for the worker's own Temporal "
                 "credentials and is never sent anywhere (no setting allows it; SLUICE_SECRET_ENV "
                 "lists the variables a spec may name)"
             )
         if not any(fnmatchcase(name, pattern) for pattern in self.secret_env):
-            raise NotAllowed(
-                f"{where}.bearerTokenEnv: the worker may not read {name}; list it in SLUICE_SECRET_ENV"
-            )
+            raise NotAllowed(f"{where}.{key}: the worker may not read {name}; list it in SLUICE_SECRET_ENV")
         return environ.get(name)
 
-    def secret_file(self, where: str, path: str) -> Path:
-        """The real path of ``bearerTokenFile``, if it lies under ``SLUICE_SECRETS_DIR``."""
+    def secret_file(self, where: str, path: str, key: str = "bearerTokenFile") -> Path:
+        """The real path of the file ``key`` (``bearerTokenFile``, ``urlFile``) names, if it lies
+        under ``SLUICE_SECRETS_DIR``."""
         real = _real(path)
         if real in self.protected_files:
             raise NotAllowed(
-                f"{where}.bearerTokenFile: {path} holds the worker's own Temporal credentials "
+                f"{where}.{key}: {path} holds the worker's own Temporal credentials "
                 "and is never sent anywhere (no setting allows it)"
             )
         if not _under(real, self.secrets_dirs):
             now = os.pathsep.join(str(d) for d in self.secrets_dirs) or "unset"
             raise NotAllowed(
-                f"{where}.bearerTokenFile: {path} is not under the worker's secrets directory "
+                f"{where}.{key}: {path} is not under the worker's secrets directory "
                 f"(SLUICE_SECRETS_DIR={now}); mount it there, or set SLUICE_SECRETS_DIR to its directory"
             )
         return real

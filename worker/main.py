@@ -18,6 +18,7 @@ from temporalio.worker import Worker
 
 from activities import ALL_ACTIVITIES
 from activities.claims import ClaimActivities
+from activities.notify import NotifyActivities
 from activities.policy import PolicyInterceptor, WorkerPolicy
 from worker.client import SearchAttributesMissing, connect, ensure_search_attributes
 from worker.logging import configure_logging
@@ -37,19 +38,23 @@ def build_worker(
     policy: WorkerPolicy | None = None,
     *,
     replacing: Sequence[Callable[..., Any]] = (),
+    ui_url: str | None = None,
 ) -> Worker:
     """The Worker hosting ``Rollout``, ``RouteClaim`` and every activity (the tests use this too).
 
     Its activities run under ``policy``: what a spec may make this worker do (default: the one
     the environment's ``SLUICE_*`` settings describe, as ``python -m worker`` uses). ``replacing``
     swaps activities for others registered under the same name (tests inject faults so).
+    ``ui_url`` is the Temporal UI base notifications link to (default, with no ``policy``
+    given: ``SLUICE_UI_URL`` from the environment, like the policy).
     """
     if policy is None:
-        policy = Settings.from_env().policy()
+        settings = Settings.from_env()
+        policy = settings.policy()
+        ui_url = ui_url if ui_url is not None else settings.ui_url
     replaced = {activity_name(fake) for fake in replacing}
-    activities = [
-        a for a in [*ALL_ACTIVITIES, *ClaimActivities(client).all()] if activity_name(a) not in replaced
-    ]
+    bound = [*ClaimActivities(client).all(), NotifyActivities(ui_url).notify]
+    activities = [a for a in [*ALL_ACTIVITIES, *bound] if activity_name(a) not in replaced]
     return Worker(
         client,
         task_queue=task_queue,
@@ -83,7 +88,7 @@ async def run_worker(settings: Settings) -> None:
     added = await ensure_search_attributes(client, register=settings.register_search_attributes)
     if added:
         log.info("search attributes registered", names=added)
-    worker = build_worker(client, settings.task_queue, settings.policy())
+    worker = build_worker(client, settings.task_queue, settings.policy(), ui_url=settings.ui_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -98,6 +103,7 @@ async def run_worker(settings: Settings) -> None:
         allowed_hosts=[r.pattern for r in settings.allowed_hosts] or "any but link-local/metadata",
         secret_env=list(settings.secret_env),
         secrets_dirs=[str(d) for d in settings.secrets_dirs],
+        ui_url=settings.ui_url,
     )
     async with worker:
         await stop.wait()

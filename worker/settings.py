@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +35,12 @@ class Settings:
     CIDRs requests may go to; unset: any host but link-local and cloud metadata ones),
     ``SLUICE_SECRET_ENV`` (comma-separated names or globs of variables ``bearerTokenEnv`` may
     name; unset: none; never ``TEMPORAL_*``) and ``SLUICE_SECRETS_DIR`` (directories, separated
-    by ``os.pathsep``, under which ``bearerTokenFile`` may lie; unset: none).
+    by ``os.pathsep``, under which ``bearerTokenFile`` may lie; unset: none). The same two
+    settings govern the webhook URLs of ``notify`` (``urlEnv``, ``urlFile``).
+
+    ``SLUICE_UI_URL``: the base of the Temporal UI (``https://temporal.example.com``, or
+    ``http://localhost:8233`` for the dev server); notifications link to
+    ``{SLUICE_UI_URL}/namespaces/{namespace}/workflows/{rollout id}``. Unset: no link.
     """
 
     address: str = "127.0.0.1:7233"
@@ -53,6 +59,7 @@ class Settings:
     allowed_hosts: tuple[HostRule, ...] = ()
     secret_env: tuple[str, ...] = ()
     secrets_dirs: tuple[Path, ...] = ()
+    ui_url: str | None = None
 
     def policy(self) -> WorkerPolicy:
         """What specs may make this worker do; its own credential files are never secrets."""
@@ -116,6 +123,9 @@ class Settings:
         register = env.get("SLUICE_REGISTER_SEARCH_ATTRIBUTES", "true").lower()
         if register not in ("true", "false", "1", "0"):
             raise SettingsError(f"SLUICE_REGISTER_SEARCH_ATTRIBUTES: must be true or false, got {register!r}")
+        ui_url = env.get("SLUICE_UI_URL", "").strip() or None
+        if ui_url is not None and not re.match(r"^https?://[^/\s]+", ui_url):
+            raise SettingsError(f"SLUICE_UI_URL: must be an http:// or https:// URL, got {ui_url!r}")
         return cls(
             address=address,
             namespace=env.get("TEMPORAL_NAMESPACE", cls.namespace),
@@ -133,4 +143,5 @@ class Settings:
             allowed_hosts=allowed_hosts,
             secret_env=listed("SLUICE_SECRET_ENV"),
             secrets_dirs=directories("SLUICE_SECRETS_DIR"),
+            ui_url=ui_url.rstrip("/") if ui_url is not None else None,
         )

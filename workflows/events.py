@@ -15,6 +15,8 @@ from temporalio.common import SearchAttributeKey
 with workflow.unsafe.imports_passed_through():
     from workflows.carried import RolloutState, derive_phase
     from workflows.models import EventRecord
+    from workflows.notifier import Notifier
+    from workflows.notify_spec import NotifySink
 
 __all__ = ["PHASE_SEARCH_ATTRIBUTE", "QUIET_EVENTS", "SERVICE_SEARCH_ATTRIBUTE", "EventSink"]
 
@@ -26,13 +28,17 @@ SERVICE_SEARCH_ATTRIBUTE = SearchAttributeKey.for_keyword("SluiceService")
 
 
 class EventSink:
-    """Appends to the bounded ``status.events``, counts per kind, logs, and keeps the
-    ``SluicePhase`` search attribute equal to the derived phase."""
+    """Appends to the bounded ``status.events``, counts per kind, logs, keeps the
+    ``SluicePhase`` search attribute equal to the derived phase, and starts the notifications
+    the spec's ``notify`` sinks ask for."""
 
-    def __init__(self, state: RolloutState) -> None:
+    def __init__(self, state: RolloutState, sinks: list[NotifySink] | None = None) -> None:
         self.state = state
         self.search_attributes = False
         """Set once the namespace has said it knows sluicegate's search attributes."""
+        self.notifier = Notifier(
+            sinks or [], state, lambda event, step, by, detail: self.record(event, step, by=by, detail=detail)
+        )
 
     def record(self, event: str, step: int, *, by: str = "", detail: dict[str, Any] | None = None) -> None:
         """Keep ``event`` in status (the newest :data:`KEEP_EVENTS`), count it, log it."""
@@ -41,6 +47,11 @@ class EventSink:
         # A flood of refused signals must not flood the log (or slow the workflow task down).
         level = logging.DEBUG if event in QUIET_EVENTS else logging.INFO
         workflow.logger.log(level, event, extra={"step": step, "by": by, "detail": detail or {}})
+        self.notifier.recorded(record)
+
+    async def drain(self) -> None:
+        """Before the run ends: wait for the notifications still being delivered (bounded)."""
+        await self.notifier.drain()
 
     def start(self, service: str) -> None:
         """Publish the service and the phase the run starts with."""

@@ -57,6 +57,7 @@ class Rollback:
         status.finished_at = workflow.now()
         events.record("rolloutEnded", status.current_step, detail={"phase": status.phase})
         await ownership.release()
+        await events.drain()
         await workflow.wait_condition(workflow.all_handlers_finished)
         raise ApplicationError(status.message, status.as_json(), type=failure.error_type, non_retryable=True)
 

@@ -87,7 +87,7 @@ class Rollout:
             self.state = RolloutState.fresh(workflow.info().workflow_id, self.spec, spec)
         if self.spec is not None:
             self.state.approval_rules = self.spec.approval_rules()
-        self.events = EventSink(self.state)
+        self.events = EventSink(self.state, self.spec.notify if self.spec is not None else None)
         self.inbox = Inbox(self.state, self.events)
 
     @workflow.run
@@ -115,6 +115,9 @@ class Rollout:
             retry_policy=RetryPolicy(maximum_attempts=3),
         )
         self.events.start(self.spec.service)
+        if not self.resuming:
+            started = {"stable": self.spec.stable.label(), "canary": self.spec.canary.label()}
+            self.events.record("rolloutStarted", 0, detail=started)
         watch.resume()
 
         failure = await self._run_plan(Plan(self.spec, state, traffic, ownership), watch, waits, spec)
@@ -127,7 +130,9 @@ class Rollout:
         state.status.waiting_for = None
         state.status.finished_at = workflow.now()
         state.status.message = state.status.completion_message()
+        self.events.record("rolloutEnded", state.status.current_step, detail={"phase": state.status.phase})
         await ownership.release()
+        await self.events.drain()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return state.status.as_json()
 
@@ -160,6 +165,7 @@ class Rollout:
         error = task.exception()
         if isinstance(error, ContinueAsNewRequested):
             await watch.stop()
+            await self.events.drain()  # a delivery cut off by the run closing would be lost
             await workflow.wait_condition(workflow.all_handlers_finished)
             self.state.status.runs += 1
             workflow.logger.info("continuing as new", extra={"step": self.state.status.current_step})

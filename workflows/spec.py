@@ -24,6 +24,7 @@ from workflows._durations import Duration, RequestTimeout
 from workflows._fields import DnsName, HttpUrl, Label, Weight
 from workflows.analysis import AnalysisSpec
 from workflows.approval_policy import ANYONE, ApprovalPolicy, ApprovalRules, ApprovalStep, PersonName
+from workflows.notify_spec import NotifySinks, notify_problems
 from workflows.routers import (
     ROUTER_KINDS,
     ROUTER_SPECS,
@@ -208,6 +209,9 @@ class RolloutSpec(_SpecModel):
     blackouts: Blackouts = Field(default_factory=list)
     """When it may not, whatever the windows say."""
 
+    notify: NotifySinks = Field(default_factory=list)
+    """Webhooks told about the rollout's events (see :mod:`workflows.notify_spec`)."""
+
     def checks_canary_readiness(self) -> bool:
         """Whether the canary must prove it can serve before its first traffic: its Deployment
         (Kubernetes routers, ``canary.deployment``) or its Envoy cluster's health (``router.admin``)."""
@@ -273,6 +277,13 @@ class RolloutSpec(_SpecModel):
                     f"steps[{index}].removeOld.deployment: needs a Kubernetes router "
                     f"({kinds_with('kubernetes')}), got {kind}"
                 )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _notify_consistent(self) -> RolloutSpec:
+        problems = notify_problems(self.notify)
         if problems:
             raise ValueError("\n".join(problems))
         return self

@@ -68,6 +68,11 @@ class Waits:
         state.pause_hidden = state.legacy_phase_rules and kind != "resume" and bool(state.status.paused)
         self.events.publish()
 
+    def _waiting(self, kind: WaitKind, step: int) -> bool:
+        """Whether this wait already began (in the run that continued as new into this one)."""
+        waiting = self.state.status.waiting_for
+        return waiting is not None and waiting.kind == kind and waiting.step == step
+
     def end(self) -> None:
         self.state.status.waiting_for = None
         self.state.pause_hidden = False
@@ -136,8 +141,11 @@ class Waits:
         self.end()
 
     def _begin_gate(self, step: int, until: datetime | None, reason: str = "") -> None:
+        announce = not self._waiting("approval", step)  # once per gate, not again in a new run
         self.begin("approval", step, until=until, reason=reason, hint="approve (or promote) this step")
         self.state.show_gate_progress(step)
+        if announce:
+            self.events.record("approvalRequested", step)
 
     def _hold_timed_out_gate(self, step: int, message: str) -> None:
         """``onTimeout: pause``: hold for a person. Recorded as a ``paused`` event by
@@ -155,7 +163,10 @@ class Waits:
             self.begin("bake", step, until=until, hint="promote to skip the bake")
             await self.until(lambda: step in self.state.released_steps, until)
         else:
+            announce = not self._waiting("resume", step)
             self.begin("resume", step, reason="pause step", hint="resume or promote")
+            if announce:
+                self.events.record("pauseStepReached", step)
             await self.until(lambda: step in self.state.released_steps)
         self.end()
 

@@ -186,3 +186,12 @@ def test_settings_build_the_policy(tmp_path: Path) -> None:
 def test_bad_policy_settings_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({name: value})
+
+
+def test_the_ui_url_setting_is_checked_and_optional() -> None:
+    assert Settings.from_env({}).ui_url is None
+    assert Settings.from_env({"SLUICE_UI_URL": "https://temporal.example.com/"}).ui_url == (
+        "https://temporal.example.com"
+    )
+    with pytest.raises(SettingsError, match="SLUICE_UI_URL: must be an http:// or https:// URL"):
+        Settings.from_env({"SLUICE_UI_URL": "temporal.example.com"})

@@ -53,6 +53,7 @@ from workflows.models import (
     SetWeightsInput,
     Weights,
 )
+from workflows.notifications import NotifyInput
 from workflows.rollout import PHASE_SEARCH_ATTRIBUTE, SERVICE_SEARCH_ATTRIBUTE
 from workflows.spec import DEFAULT_STEPS, Destination
 
@@ -512,6 +513,38 @@ async def deployment_window_override(client: Client, queue: str) -> Handle:
     return handle
 
 
+_NOTIFY_ATTEMPTS: dict[str, int] = {}
+
+
+@activity.defn(name="notify")
+async def flaky_receiver(request: NotifyInput) -> None:
+    """Every message is refused once (retried), then accepted; the `failed` sink never accepts."""
+    if request.sink == "never":
+        raise ApplicationError("the webhook answered 500", type="WebhookRejected", non_retryable=True)
+    key = f"{request.message.id}/{request.sink}"
+    _NOTIFY_ATTEMPTS[key] = _NOTIFY_ATTEMPTS.get(key, 0) + 1
+    if _NOTIFY_ATTEMPTS[key] == 1:
+        raise ApplicationError("the webhook answered 503", type="WebhookRejected")
+
+
+async def notifications_at_a_gate(client: Client, queue: str) -> Handle:
+    every = ["started", "waitingForApproval", "paused", "resumed", "succeeded", "rolledBack"]
+    sinks = [
+        {"name": "chat", "webhook": {"urlEnv": "CHAT_WEBHOOK_URL"}, "format": "slack", "on": every},
+        {"name": "never", "webhook": {"urlFile": "/dev/null"}, "format": "json", "on": ["succeeded"]},
+    ]
+    body = spec([{"setWeight": 10}, {"approval": {}}, {"pause": {}}, {"setWeight": 100}], notify=sinks)
+    handle = await start(client, queue, body, "notifications")
+    await until(handle, waiting("approval", 2))
+    await handle.execute_update("pause", {"by": "erin", "reason": "incident"})
+    await handle.execute_update("resume", {"by": "erin"})
+    await handle.execute_update("approve", {"by": "alice", "step": 2})
+    await until(handle, lambda s: s["phase"] == "Paused" and s["waitingFor"]["step"] == 3)
+    await handle.execute_update("promote", {"by": "alice"})
+    await handle.result()
+    return handle
+
+
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("default_plan_approved_by_update", default_plan_by_update),
     Scenario("approvals_by_signal", approvals_by_signal),
@@ -544,6 +577,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("lax_signal_payloads", lax_signal_payloads),
     Scenario("four_eyes_gate_timed_out", four_eyes_gate_timed_out),
     Scenario("deployment_window_override", deployment_window_override),
+    Scenario("notifications_at_a_gate", notifications_at_a_gate, lambda: replace(flaky_receiver)),
 )
 
 
