@@ -2,10 +2,14 @@
 
 It starts a Prometheus scraping Envoy's admin ``/stats/prometheus`` and the stack, runs a small
 background load through Envoy (so the metrics have data), and starts the rollout through Temporal
-with an ``analysis`` section added (reviews-v2's error rate from Prometheus, at most 5%). It prints
-the split Envoy served at each step (measured by the workflow's own verification) and every metric
-measurement, approves each gate itself (or, with ``--interactive``, prints the ``temporal``
-commands to paste and waits), and stops everything.
+with what a change-managed rollout adds (:func:`demo_gates`): an ``analysis`` section (reviews-v2's
+error rate from Prometheus, at most 5%), a four-eyes policy on the last gate, and a ``notify`` sink
+whose webhook is a receiver in this process (its URL reaches the worker as an environment
+variable, never through the spec). It prints the split Envoy served at each step (measured by the
+workflow's own verification), every metric measurement and every notification received, approves
+each gate itself (the four-eyes gate as two people, after showing that one person twice is
+refused), or, with ``--interactive``, prints the ``temporal`` commands to paste and waits, and
+stops everything.
 
 With ``--bad-canary`` reviews-v2 answers 20% of its requests with a 503 before the rollout
 starts: the analysis must roll it back by itself at 10% (``AnalysisFailed``), and Envoy must serve
@@ -23,11 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from temporalio.client import WorkflowFailureError, WorkflowHandle
+from rich.markup import escape
+from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
 from sluice.client import load_spec_file, start_rollout
-from sluice.stack import Fault, LocalStack, StackPorts, sample_versions
+from sluice.stack import Fault, LocalStack, StackPorts, WebhookReceiver, free_port, sample_versions
 from worker.client import connect
 from worker.settings import Settings
 from workflows.spec import validate_spec
@@ -39,6 +44,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_UNEXPECTED",
     "demo_analysis",
+    "demo_gates",
     "error_ratio_query",
     "run_demo",
 ]
@@ -58,6 +64,12 @@ BAD_CANARY_FAULT = Fault(error_rate=0.2)
 LOAD_PER_SECOND = 30.0
 ERROR_RATE_MAX = 0.05
 BAKE = "7s"
+FOUR_EYES_GATE = 6
+"""The plan step of the demo's last gate (before removeOld), which two distinct people must pass."""
+FOUR_EYES_APPROVERS = ("alice", "bob")
+REQUESTED_BY = "carol"
+WEBHOOK_ENV = "SLUICE_DEMO_WEBHOOK_URL"
+"""Where the demo's worker finds the notification receiver's URL (the spec names only this)."""
 
 
 def error_ratio_query(cluster: str, window: str = "5s") -> str:
@@ -93,6 +105,27 @@ def demo_analysis(prometheus_url: str, canary: str) -> dict[str, Any]:
             }
         ],
     }
+
+
+def demo_gates(data: dict[str, Any]) -> dict[str, Any]:
+    """What the demo adds to :data:`DEMO_SPEC` besides the analysis: who asked, a four-eyes
+    policy on the last gate, and a Slack-format notification sink read from :data:`WEBHOOK_ENV`."""
+    steps = list(data["steps"])
+    policy = {"approvers": [*FOUR_EYES_APPROVERS, "sre-*"], "required": 2}
+    steps[FOUR_EYES_GATE - 1] = {"approval": {"policy": policy}}
+    sink = {
+        "name": "demo-chat",
+        "webhook": {"urlEnv": WEBHOOK_ENV},
+        "format": "slack",
+        "on": ["started", "waitingForApproval", "paused", "rolledBack", "succeeded", "failed"],
+    }
+    return {**data, "requestedBy": REQUESTED_BY, "steps": steps, "notify": [sink]}
+
+
+def _notification_line(body: Any) -> str:
+    """``  notification to demo-chat: :raised_hand: reviews: waiting for approval at step 2: ...``"""
+    text = body.get("text", "") if isinstance(body, dict) else str(body)
+    return f"  [magenta]notification[/magenta] to demo-chat: {escape(text)}"
 
 
 def _split_line(verification: dict[str, Any], stable: str, canary: str) -> str:
@@ -158,10 +191,18 @@ def _paste_commands(console: Console, address: str, workflow_id: str, step: int)
     console.print(
         f"\n[bold]Waiting for approval at step {step}.[/bold] In another terminal (with .venv/bin on PATH):"
     )
-    console.print(
-        f"  {base} workflow update execute --workflow-id {workflow_id} --name approve "
-        f'--input \'{{"by": "{user}", "step": {step}}}\''
-    )
+    approvers = FOUR_EYES_APPROVERS if step == FOUR_EYES_GATE else (user,)
+    if step == FOUR_EYES_GATE:
+        console.print(
+            f"  (two distinct approvers of {', '.join(FOUR_EYES_APPROVERS)}, sre-* must pass this gate; "
+            "try the same name twice, or carol, who requested the rollout)"
+        )
+    for approver in approvers:
+        console.print(
+            f"  {base} workflow update execute --workflow-id {workflow_id} --name approve "
+            f'--input \'{{"by": "{approver}", "step": {step}}}\'',
+            highlight=False,
+        )
     console.print(
         f'  {base} workflow signal --workflow-id {workflow_id} --name approve --input \'{{"by": "{user}"}}\''
     )
@@ -172,6 +213,28 @@ def _paste_commands(console: Console, address: str, workflow_id: str, step: int)
     )
 
 
+async def _approve_gate(handle: WorkflowHandle[Any, Any], console: Console, step: int) -> None:
+    """Pass the gate as the demo: once as ``sluice-demo``; the four-eyes gate as two people,
+    showing first that the same person twice is refused."""
+    if step != FOUR_EYES_GATE:
+        answer = await handle.execute_update(
+            "approve", {"by": "sluice-demo", "step": step, "comment": "approved by the demo"}
+        )
+        console.print(f"  approved: {answer['message']}")
+        return
+    first, second = FOUR_EYES_APPROVERS
+    answer = await handle.execute_update("approve", {"by": first, "step": step})
+    console.print(f"  {first}: {answer['message']}")
+    try:
+        await handle.execute_update("approve", {"by": first, "step": step})
+    except WorkflowUpdateFailedError as refused:
+        cause = refused.cause
+        reason = cause.message if isinstance(cause, ApplicationError) else str(cause)
+        console.print(f"  {first} again: [yellow]refused[/yellow]: {escape(reason)}")
+    answer = await handle.execute_update("approve", {"by": second, "step": step})
+    console.print(f"  {second}: {answer['message']}")
+
+
 async def _follow(
     handle: WorkflowHandle[Any, Any],
     console: Console,
@@ -179,6 +242,7 @@ async def _follow(
     interactive: bool,
     stable: str,
     canary: str,
+    notifications: _Notifications,
 ) -> dict[str, Any]:
     shown_verifications = 0
     shown_measurements: dict[str, int] = {}
@@ -190,6 +254,7 @@ async def _follow(
         shown_verifications = len(status["verifications"])
         for measurement in _new_measurements(status, shown_measurements):
             console.print(_measurement_line(measurement, status), highlight=False)
+        notifications.print_new()
         waiting = status.get("waitingFor")
         if waiting and waiting["kind"] == "approval" and announced_gate != waiting["step"]:
             announced_gate = waiting["step"]
@@ -201,14 +266,23 @@ async def _follow(
             if interactive:
                 _paste_commands(console, address, handle.id, waiting["step"])
             else:
-                answer = await handle.execute_update(
-                    "approve",
-                    {"by": "sluice-demo", "step": waiting["step"], "comment": "approved by the demo"},
-                )
-                console.print(f"  approved: {answer['message']}")
+                await _approve_gate(handle, console, waiting["step"])
         if status["phase"] in ("Succeeded", "RolledBack", "Failed"):
             return status
         await asyncio.sleep(0.2)
+
+
+class _Notifications:
+    """Prints what the demo's receiver got since the last look."""
+
+    def __init__(self, receiver: WebhookReceiver, console: Console) -> None:
+        self.receiver, self.console, self.shown = receiver, console, 0
+
+    def print_new(self) -> None:
+        bodies = self.receiver.bodies()
+        for body in bodies[self.shown :]:
+            self.console.print(_notification_line(body), highlight=False)
+        self.shown = len(bodies)
 
 
 def _highest_canary_weight(status: dict[str, Any]) -> int:
@@ -245,18 +319,27 @@ async def run_demo(
     """
     # A demo always starts from a fresh route and an empty history.
     shutil.rmtree(state_dir, ignore_errors=True)
+    ports = ports or StackPorts(temporal_ui=8233)
+    # Notifications go to a receiver in this process; the worker reads its URL from the
+    # environment (a webhook URL is a secret: the spec names only the variable).
+    receiver = WebhookReceiver(port=free_port())
+    worker_env = {WEBHOOK_ENV: receiver.url, "SLUICE_SECRET_ENV": WEBHOOK_ENV}
+    if ports.temporal_ui is not None:
+        worker_env["SLUICE_UI_URL"] = f"http://127.0.0.1:{ports.temporal_ui}"
     # A missing prometheus binary stops the demo here, before the stack binds anything.
     stack = LocalStack(
         state_dir,
-        ports or StackPorts(temporal_ui=8233),
+        ports,
         with_prometheus=True,
         load_per_second=LOAD_PER_SECOND,
+        extra_worker_env=worker_env,
     )
     data, spec = load_spec_file(DEMO_SPEC)
     stable, canary = spec.stable.host, spec.canary.host
     prometheus, load = stack.plane.prometheus, stack.plane.load
     data["router"]["routesFile"] = str(stack.envoy.routes_file)
     data["analysis"] = demo_analysis(prometheus.url, canary)
+    data = demo_gates(data)
     spec = validate_spec(data)
     if bad_canary:
         stack.canary.set_fault(BAD_CANARY_FAULT)
@@ -264,7 +347,7 @@ async def run_demo(
         "[bold]Starting the local stack[/bold] (Prometheus, Temporal dev server, Envoy, "
         f"{stable}, {canary}, worker)..."
     )
-    with stack:
+    with stack, receiver:
         console.print(
             f"  Temporal {stack.temporal.address}  UI http://127.0.0.1:{stack.ports.temporal_ui}  "
             f"Envoy {stack.envoy.url}  admin {stack.envoy.admin_url}  Prometheus {prometheus.url}"
@@ -284,7 +367,16 @@ async def run_demo(
         console.print(
             f"[bold]Rollout started[/bold]: workflow id {handle.id} ({len(spec.steps)} steps after step 0)"
         )
-        status = await _follow(handle, console, stack.temporal.address, interactive, stable, canary)
+        console.print(
+            f"Gates: step {FOUR_EYES_GATE} needs two distinct approvers of "
+            f"{', '.join(FOUR_EYES_APPROVERS)}, sre-* (requested by {REQUESTED_BY}, who may not approve); "
+            f"notifications go to a local receiver ({receiver.url})",
+            highlight=False,
+        )
+        notifications = _Notifications(receiver, console)
+        status = await _follow(
+            handle, console, stack.temporal.address, interactive, stable, canary, notifications
+        )
         failure: ApplicationError | None = None
         try:
             await handle.result()
@@ -292,6 +384,7 @@ async def run_demo(
             cause = error.cause
             failure = cause if isinstance(cause, ApplicationError) else ApplicationError(str(cause))
         status = await handle.query("status")
+        notifications.print_new()  # the last ones were delivered before the workflow ended
         load.stop()
         split = sample_versions(stack.envoy.url, 100)
         console.print(f"Background load: {load.sent} requests sent, {load.failed} failed (5xx)")

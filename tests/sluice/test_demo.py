@@ -73,7 +73,19 @@ def test_demo_rolls_reviews_v2_out_with_analysis(tmp_path: Path, prometheus_inst
     assert {value for _, value, verdict in measurements if verdict == "Successful"} == {"0"}
     assert {"10", "50", "100"} <= {weight for weight, _, _ in measurements}
 
+    # The four-eyes gate: one person twice is refused, a second person passes it.
+    assert "alice: step 6: approval 1 of 2 by alice; 1 more distinct approver needed" in output
+    assert "alice again: refused: alice already approved step 6; 1 more distinct approver needed" in output
+    assert "bob: step 6 approved by alice, bob (2 of 2)" in output
+    # Notifications, as the local receiver got them from the worker (Slack format).
+    notified = re.findall(r"notification to demo-chat: (.*)", output)
+    assert "reviews: rollout started" in notified[0], notified
+    gates = [line for line in notified if "waiting for approval at step" in line]
+    assert [re.search(r"step (\d+)", line).group(1) for line in gates] == ["2", "4", "6"], notified  # type: ignore[union-attr]
+    assert "reviews: rollout succeeded" in notified[-1], notified
+
     assert "Rollout succeeded" in output
+    assert "step 6 by alice, step 6 by bob" in output
     assert "Final measured split: 0 reviews-v1 / 100 reviews-v2 of 100 requests" in output
     assert re.search(r"route:\s+cluster: reviews-v2\s", output), output
     assert "weighted_clusters" not in output.split("Final route", 1)[1]
@@ -101,6 +113,9 @@ def test_bad_canary_is_rolled_back_by_itself_at_ten_percent(
     )
     assert "Final measured split: 100 reviews-v1 / 0 reviews-v2 of 100 requests" in flat
     assert "As expected" in flat and "Rollout succeeded" not in flat
+    notified = re.findall(r"notification to demo-chat: (.*)", output)
+    assert "reviews: rollout started" in notified[0], notified
+    assert "reviews: rolled back" in notified[-1], notified
     assert output.rstrip().endswith("Stack stopped.")
 
 
@@ -110,3 +125,51 @@ def test_demo_without_prometheus_says_how_to_install_it(tmp_path: Path) -> None:
     assert "prometheus is not installed" in done.stderr
     assert "apt-get install prometheus" in " ".join(done.stderr.split())
     assert not (tmp_path / "demo" / "logs").exists()  # nothing was started
+
+
+def test_interactive_demo_goes_on_with_the_commands_it_prints(
+    tmp_path: Path, prometheus_installed: None
+) -> None:
+    """``--interactive`` as a person uses it: paste each approve command the demo prints (the
+    four-eyes gate prints one per approver) into a shell and watch it move on."""
+    env = {**os.environ, "COLUMNS": "250", "USER": "dana", "PYTHONUNBUFFERED": "1"}
+    shell_env = {**env, "PATH": f"{SLUICE.parent}{os.pathsep}{env.get('PATH', '')}"}
+    state_dir = tmp_path / "demo"
+    demo = subprocess.Popen(
+        [str(SLUICE), "demo", "--interactive", "--state-dir", str(state_dir)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    lines: list[str] = []
+    answers: list[str] = []
+    try:
+        assert demo.stdout is not None
+        for line in demo.stdout:
+            lines.append(line)
+            command = line.strip()
+            if (
+                command.startswith("temporal ")
+                and "update execute" in command
+                and "--name approve" in command
+            ):
+                pasted = subprocess.run(
+                    ["bash", "-c", command], env=shell_env, capture_output=True, text=True, timeout=60
+                )
+                assert pasted.returncode == 0, pasted.stdout + pasted.stderr
+                answers.append(pasted.stdout)
+        assert demo.wait(timeout=60) == 0, "".join(lines)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    output = "".join(lines)
+    assert "two distinct approvers of alice, bob, sre-* must pass this gate" in output
+    assert len(answers) == 4, output  # dana at steps 2 and 4, alice and bob at step 6
+    assert "step 6: approval 1 of 2 by alice" in answers[2] and "step 6 approved by alice, bob" in answers[3]
+    assert "Approvals: step 2 by dana, step 4 by dana, step 6 by alice, step 6 by bob" in output
+    notified = re.findall(r"notification to demo-chat: (.*)", output)
+    assert sum("waiting for approval at step" in line for line in notified) == 3, notified
+    assert "reviews: rollout succeeded" in notified[-1], notified
