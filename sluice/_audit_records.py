@@ -37,6 +37,7 @@ MESSAGE_EVENTS = {
     "paused": "pause",
     "resumed": "resume",
     "promoted": "promote",
+    "windowOverridden": "promote",  # a promote with ignoreWindow that released a window wait
 }
 """The event the rollout records for each applied message (:mod:`workflows.messages`)."""
 

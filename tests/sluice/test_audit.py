@@ -18,12 +18,13 @@ from sluice.audit_table import print_audit
 from sluice.identity import claimed_user, identity_user, is_mismatch
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories" / "2026-12-05-83189da"
+GATES_HISTORIES = HISTORIES.parent / "2026-12-05-gates"
 
 
-def runs_of(*names: str, edit: Any = None) -> list[RunHistory]:
+def runs_of(*names: str, edit: Any = None, folder: Path = HISTORIES) -> list[RunHistory]:
     runs = []
     for name in names:
-        data = json.loads((HISTORIES / f"{name}.json").read_text())
+        data = json.loads((folder / f"{name}.json").read_text())
         if edit is not None:
             edit(data)
         runs.append(RunHistory(name, WorkflowHistory.from_json("rollout", data).events))
@@ -53,6 +54,16 @@ def test_signals_get_the_step_and_the_refusal_the_rollout_recorded() -> None:
     # The recorder's Python client kept the SDK default identity <pid>@<host>: it names nobody.
     assert all(r.identity_user is None for r in rows)
     assert [r.mismatch for r in rows if r.by] == [True] * 4
+
+
+def test_a_window_override_is_a_promote_at_the_step_it_released() -> None:
+    rows = audit_rows(runs_of("deployment_window_override", folder=GATES_HISTORIES))
+    promotes = [(r.step, r.via, r.by, r.outcome) for r in rows if r.action == "promote"]
+    assert promotes == [
+        (1, "signal", "mallory", "refused"),  # a plain promote at a window wait
+        (1, "signal", "alice", "applied"),  # ignoreWindow: recorded as windowOverridden
+        (2, "update", "alice", "accepted"),
+    ]
 
 
 def test_updates_take_the_step_their_result_answered() -> None:
