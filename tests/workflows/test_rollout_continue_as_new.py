@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from tests.histories.record import dry_router
-from tests.support.binaries import require_binary
 from tests.support.rollouts import dry_run_spec, wait_for_status
 from tests.workflows.test_carried import OLD_RUN, started_with
 from worker.main import build_worker
@@ -24,19 +20,6 @@ from workflows.models import Weights
 from workflows.state import KEEP_EVENTS
 
 SIGNALS = 2_000
-
-
-@pytest.fixture(scope="module")
-async def small_history_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=require_binary("temporal"),
-        data_converter=pydantic_data_converter,
-        dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=40"],
-    )
-    try:
-        yield env
-    finally:
-        await env.shutdown()
 
 
 async def test_long_approval_wait_continues_as_new_and_keeps_everything(

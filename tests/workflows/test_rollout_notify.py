@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -253,20 +252,6 @@ async def test_bad_notify_is_refused_at_start_touching_nothing(
     assert error.type == "InvalidSpec" and expected in error.message
     assert receiver.secret not in error.message
     assert not any(event_type(e) == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED" for e in events)
-
-
-@pytest.fixture(scope="module")
-async def small_history_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A dev server that suggests continue-as-new after 40 history events."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=require_binary("temporal"),
-        data_converter=pydantic_data_converter,
-        dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=40"],
-    )
-    try:
-        yield env
-    finally:
-        await env.shutdown()
 
 
 async def test_a_delivery_out_when_the_rollout_continues_as_new_is_drained_not_lost(

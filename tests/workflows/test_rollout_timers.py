@@ -3,46 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import pytest
 from temporalio.client import WorkflowFailureError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.routers.dry_run import DryRunRouter
-from tests.support.binaries import require_binary
 from tests.support.rollouts import dry_run_spec, start_rollout, wait_for_status
 from worker.main import build_worker
-from workflows.ownership import RouteOwnership
 from workflows.spec import Destination
 
-
-@pytest.fixture(scope="module")
-async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=require_binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
-    )
-    try:
-        yield env
-    finally:
-        await env.shutdown()
-
-
-@pytest.fixture(autouse=True)
-def no_route_claims(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests are about timers, not route ownership (tests/workflows/test_route_ownership.py):
-    the time-skipping test server does not reliably skip time while a rollout's ``RouteClaim``
-    child workflow waits for its release signal, so the claim is left out here."""
-
-    async def nothing(self: RouteOwnership) -> None:
-        return None
-
-    monkeypatch.setattr(RouteOwnership, "claim", nothing)
-    monkeypatch.setattr(RouteOwnership, "release", nothing)
+# The time-skipping server does not reliably skip time while a RouteClaim child waits for
+# its release: these tests leave the route claim out (tests/conftest.py no_route_claims).
+pytestmark = pytest.mark.usefixtures("no_route_claims")
 
 
 async def test_timed_bake_of_a_day_passes_by_itself(skipping_env: WorkflowEnvironment) -> None:

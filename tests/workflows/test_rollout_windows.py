@@ -5,50 +5,26 @@ starts, and the times its weights were set are read back from its events."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.routers.dry_run import DryRunRouter
-from tests.support.binaries import require_binary
 from tests.support.rollouts import dry_run_spec, failure_of, wait_for_status
 from worker.main import build_worker
-from workflows.ownership import RouteOwnership
 from workflows.spec import Destination
+
+# The time-skipping server does not reliably skip time while a RouteClaim child waits for
+# its release: these tests leave the route claim out (tests/conftest.py no_route_claims).
+pytestmark = pytest.mark.usefixtures("no_route_claims")
 
 BERLIN = ZoneInfo("Europe/Berlin")
 OFFICE_HOURS = {"days": ["Mon", "Tue", "Wed", "Thu", "Fri"], "start": "09:00", "end": "16:00"}
 WINDOWS = [{**OFFICE_HOURS, "timezone": "Europe/Berlin"}]
-
-
-@pytest.fixture(scope="module")
-async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=require_binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
-    )
-    try:
-        yield env
-    finally:
-        await env.shutdown()
-
-
-@pytest.fixture(autouse=True)
-def no_route_claims(monkeypatch: pytest.MonkeyPatch) -> None:
-    """As in test_rollout_timers.py: the time-skipping server does not reliably skip time while a
-    ``RouteClaim`` child waits, and these tests are about windows, not route ownership."""
-
-    async def nothing(self: RouteOwnership) -> None:
-        return None
-
-    monkeypatch.setattr(RouteOwnership, "claim", nothing)
-    monkeypatch.setattr(RouteOwnership, "release", nothing)
 
 
 def berlin(day: date, hour: int) -> datetime:
