@@ -279,7 +279,7 @@ class _Notifications:
         self.receiver, self.console, self.shown = receiver, console, 0
 
     def print_new(self) -> None:
-        bodies = self.receiver.bodies()
+        bodies = [delivery.body for delivery in self.receiver.accepted()]
         for body in bodies[self.shown :]:
             self.console.print(_notification_line(body), highlight=False)
         self.shown = len(bodies)
@@ -322,7 +322,7 @@ async def run_demo(
     ports = ports or StackPorts(temporal_ui=8233)
     # Notifications go to a receiver in this process; the worker reads its URL from the
     # environment (a webhook URL is a secret: the spec names only the variable).
-    receiver = WebhookReceiver(port=free_port())
+    receiver = WebhookReceiver(port=free_port())  # its URL must be known before the worker starts
     worker_env = {WEBHOOK_ENV: receiver.url, "SLUICE_SECRET_ENV": WEBHOOK_ENV}
     if ports.temporal_ui is not None:
         worker_env["SLUICE_UI_URL"] = f"http://127.0.0.1:{ports.temporal_ui}"

@@ -36,7 +36,7 @@ from sluice.stack._processes import (
     port_open,
 )
 from sluice.stack._prometheus import PrometheusServer
-from sluice.stack._receiver import ReceivedRequest, WebhookReceiver
+from sluice.stack._receiver import Delivery, WebhookReceiver
 from sluice.stack._temporal import TemporalDevServer, WorkerProcess
 from sluice.stack._traffic import Load, sample_versions
 
@@ -49,13 +49,13 @@ __all__ = [
     "Backend",
     "BackendProcess",
     "DataPlane",
+    "Delivery",
     "EnvoyProxy",
     "Fault",
     "Load",
     "LocalStack",
     "ManagedProcess",
     "PrometheusServer",
-    "ReceivedRequest",
     "StackError",
     "StackPorts",
     "TemporalDevServer",

@@ -1,97 +1,109 @@
 """A webhook receiver on loopback: what a chat or an event bus would get from ``notify``.
 
-It keeps every request it accepted (method, path, headers, JSON body) and can misbehave as
-real receivers do, so the tests can prove delivery is retried and never holds a rollout up:
-``fail_first`` answers the first N requests with a 503, ``hang`` never answers until stopped.
-``on_message`` is called with each accepted body (the demo prints them).
+It records every POST and can misbehave as real receivers do, so the tests can prove delivery is
+retried and never holds a rollout up: ``failures`` are the statuses it answers first (one per
+request), ``hang`` never answers until it stops. Its URL has a secret-looking path, as a Slack
+incoming-webhook URL does, so tests can search histories and logs for it. ``on_message`` is
+called with each accepted delivery (the demo prints them).
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
-from sluice.stack._processes import LOOPBACK, free_port
+from sluice.stack._processes import LOOPBACK
 
-__all__ = ["ReceivedRequest", "WebhookReceiver"]
+__all__ = ["Delivery", "WebhookReceiver"]
 
 
 @dataclass(frozen=True)
-class ReceivedRequest:
-    """One request the receiver accepted."""
+class Delivery:
+    """One POST the receiver got, and the status it answered (None: it hung)."""
 
     path: str
     headers: dict[str, str]
     body: Any
-    """The JSON body, or the raw text when it was not JSON."""
+    """The JSON body (the raw text when it was not JSON)."""
+    status: int | None
 
 
-@dataclass
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def do_POST(self) -> None:
+        receiver = self.server.receiver
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length).decode("utf-8", "replace")
+        try:
+            body: Any = json.loads(raw or "null")
+        except ValueError:
+            body = raw
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        with receiver.lock:
+            status = None if receiver.hang else (receiver.failures.pop(0) if receiver.failures else 200)
+            delivery = Delivery(self.path, headers, body, status)
+            receiver.deliveries.append(delivery)
+        if status is None:
+            receiver.stopping.wait()  # never answers while it runs
+            return
+        answer = b"ok" if status < 300 else b"try again later"
+        self.send_response(status)
+        self.send_header("content-type", "text/plain")
+        self.send_header("content-length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+        if status < 300 and receiver.on_message is not None:
+            receiver.on_message(delivery)
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet: tests and the demo print
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, receiver: WebhookReceiver) -> None:
+        super().__init__((LOOPBACK, receiver.port), _Handler)
+        self.receiver = receiver
+
+
 class WebhookReceiver:
-    """A threaded HTTP server taking POSTs on ``127.0.0.1:port``."""
+    """Answers POSTs with the statuses in ``failures`` first, then 200; with ``hang``, never
+    answers until :meth:`stop`. Started by :meth:`start` or ``with`` (``port`` 0: a free one)."""
 
-    port: int = 0
-    fail_first: int = 0
-    """Answer this many requests with 503 before accepting any."""
-    hang: bool = False
-    """Never answer (the request waits until the receiver stops)."""
-    on_message: Callable[[ReceivedRequest], None] | None = None
-    accepted: list[ReceivedRequest] = field(default_factory=list)
-    attempts: int = 0
-    """Every request that arrived, refused and hung ones included."""
-    _server: ThreadingHTTPServer | None = None
-    _thread: threading.Thread | None = None
-    _stopping: threading.Event = field(default_factory=threading.Event)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    def __init__(
+        self,
+        failures: list[int] | None = None,
+        hang: bool = False,
+        *,
+        port: int = 0,
+        on_message: Callable[[Delivery], None] | None = None,
+    ) -> None:
+        self.failures = list(failures or [])
+        self.hang = hang
+        self.port = port
+        self.on_message = on_message
+        self.secret = f"T{secrets.token_hex(4)}/B{secrets.token_hex(4)}/{secrets.token_urlsafe(18)}"
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.deliveries: list[Delivery] = []
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}/hook"
+        return f"http://{LOOPBACK}:{self.port}/services/{self.secret}"
 
     def start(self) -> Self:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length).decode("utf-8", "replace")
-                with receiver._lock:
-                    receiver.attempts += 1
-                    attempt = receiver.attempts
-                if receiver.hang:
-                    receiver._stopping.wait()
-                    return
-                if attempt <= receiver.fail_first:
-                    self._answer(503, b"try again later")
-                    return
-                try:
-                    body: Any = json.loads(raw)
-                except ValueError:
-                    body = raw
-                request = ReceivedRequest(self.path, dict(self.headers.items()), body)
-                with receiver._lock:
-                    receiver.accepted.append(request)
-                self._answer(200, b"ok")
-                if receiver.on_message is not None:
-                    receiver.on_message(request)
-
-            def _answer(self, status: int, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:  # quiet: tests and demo print
-                return
-
-        self.port = self.port or free_port()
-        self._server = ThreadingHTTPServer((LOOPBACK, self.port), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(self)
+        self.port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="webhook-receiver", daemon=True
         )
@@ -99,11 +111,13 @@ class WebhookReceiver:
         return self
 
     def stop(self) -> None:
-        self._stopping.set()  # lets hung requests go
+        self.stopping.set()  # lets hung requests go
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
 
     def __enter__(self) -> Self:
         return self.start()
@@ -111,7 +125,11 @@ class WebhookReceiver:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def bodies(self) -> list[Any]:
-        """The accepted bodies, oldest first."""
-        with self._lock:
-            return [request.body for request in self.accepted]
+    def received(self) -> list[Delivery]:
+        """Every POST so far, oldest first (refused and hung ones included)."""
+        with self.lock:
+            return list(self.deliveries)
+
+    def accepted(self) -> list[Delivery]:
+        """The deliveries it answered with a 2xx."""
+        return [d for d in self.received() if d.status is not None and 200 <= d.status < 300]

@@ -16,8 +16,8 @@ from temporalio.testing import ActivityEnvironment
 from activities.notify import NotifyActivities, redact
 from activities.outbound import HostRule, OutboundPolicy
 from activities.policy import WorkerPolicy, using_policy
+from sluice.stack import WebhookReceiver
 from tests.support.notification_shapes import check_cloudevent
-from tests.support.webhooks import webhook_receiver
 from workflows.models import Weights
 from workflows.notifications import NotificationMessage, NotifyInput
 from workflows.notify_spec import WebhookRef
@@ -56,7 +56,7 @@ async def refusal(policy: WorkerPolicy, payload: NotifyInput, secret: str) -> Ap
 async def test_delivers_a_cloudevent_read_from_the_env_var_the_policy_allows(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    with webhook_receiver() as receiver:
+    with WebhookReceiver() as receiver:
         monkeypatch.setenv(ENV, receiver.url)
         await run(ALLOWED, request(), ui_url="http://ui.example:8233")
         [delivery] = receiver.received()
@@ -66,7 +66,7 @@ async def test_delivers_a_cloudevent_read_from_the_env_var_the_policy_allows(
 
 
 async def test_reads_the_url_from_a_file_under_the_secrets_dir(tmp_path: Path) -> None:
-    with webhook_receiver() as receiver:
+    with WebhookReceiver() as receiver:
         (tmp_path / "hook").write_text(receiver.url + "\n")
         await run(
             WorkerPolicy(secrets_dirs=(tmp_path,)), request({"urlFile": str(tmp_path / "hook")}, "slack")
@@ -81,7 +81,7 @@ async def test_reads_the_url_from_a_file_under_the_secrets_dir(tmp_path: Path) -
 
 
 async def test_an_env_var_the_policy_does_not_list_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    with webhook_receiver() as receiver:
+    with WebhookReceiver() as receiver:
         monkeypatch.setenv(ENV, receiver.url)
         refused = await refusal(WorkerPolicy(), request(), receiver.secret)
         assert receiver.received() == []
@@ -97,7 +97,7 @@ async def test_an_env_var_the_policy_does_not_list_is_refused(monkeypatch: pytes
 
 async def test_the_outbound_policy_applies(monkeypatch: pytest.MonkeyPatch) -> None:
     policy = WorkerPolicy(secret_env=(ENV,), outbound=OutboundPolicy((HostRule.parse("*.example.com"),)))
-    with webhook_receiver() as receiver:
+    with WebhookReceiver() as receiver:
         monkeypatch.setenv(ENV, receiver.url)
         refused = await refusal(policy, request(), receiver.secret)
         assert receiver.received() == []
@@ -110,7 +110,7 @@ async def test_the_outbound_policy_applies(monkeypatch: pytest.MonkeyPatch) -> N
 async def test_a_non_2xx_answer_raises_without_the_url(
     monkeypatch: pytest.MonkeyPatch, status: int, retried: bool
 ) -> None:
-    with webhook_receiver(failures=[status]) as receiver:
+    with WebhookReceiver(failures=[status]) as receiver:
         monkeypatch.setenv(ENV, receiver.url)
         refused = await refusal(ALLOWED, request(), receiver.secret)
     assert refused.type == "WebhookRejected" and refused.non_retryable is not retried

@@ -12,6 +12,7 @@ import pytest
 from sluice.stack import (
     Backend,
     BackendProcess,
+    Delivery,
     Fault,
     ManagedProcess,
     StackError,
@@ -78,16 +79,14 @@ def test_a_process_that_exits_or_never_gets_ready_is_stopped_and_named(tmp_path:
 
 
 def test_the_webhook_receiver_refuses_then_keeps_and_lets_hung_requests_go() -> None:
-    with WebhookReceiver(fail_first=2) as receiver:
+    kept: list[Delivery] = []
+    with WebhookReceiver(failures=[503, 500], on_message=kept.append) as receiver:
         codes = [httpx.post(receiver.url, json={"n": n}).status_code for n in range(3)]
-    assert codes == [503, 503, 200]
-    assert receiver.attempts == 3
-    assert receiver.bodies() == [{"n": 2}]
+    assert codes == [503, 500, 200]
+    assert [d.status for d in receiver.received()] == [503, 500, 200]
+    assert [d.body for d in receiver.accepted()] == [{"n": 2}] and kept == receiver.accepted()
+    assert receiver.accepted()[0].path == f"/services/{receiver.secret}"
 
-    hung = WebhookReceiver(hang=True).start()
-    try:
-        with pytest.raises(httpx.ReadTimeout):
-            httpx.post(hung.url, json={}, timeout=0.5)
-    finally:
-        hung.stop()
-    assert hung.accepted == [] and hung.attempts == 1
+    with WebhookReceiver(hang=True) as hung, pytest.raises(httpx.ReadTimeout):
+        httpx.post(hung.url, json={}, timeout=0.5)
+    assert [d.status for d in hung.received()] == [None] and hung.accepted() == []

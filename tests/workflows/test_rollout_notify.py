@@ -25,10 +25,10 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.policy import WorkerPolicy
+from sluice.stack import Delivery, WebhookReceiver
 from tests.support.binaries import require_binary
 from tests.support.notification_shapes import check_cloudevent, check_slack
 from tests.support.rollouts import dry_run_spec, failure_of, start_rollout, wait_for_status
-from tests.support.webhooks import Delivery, WebhookReceiver, webhook_receiver
 from worker.main import build_worker
 
 HOOK_ENV = "SLUICE_TEST_HOOK_URL"
@@ -100,7 +100,7 @@ async def test_a_receiver_failing_three_times_gets_each_event_once_and_the_comma
         [{"setWeight": 50}, {"approval": {}}, {"setWeight": 100}],
         notify=[sink("audit", "cloudevents", on, deliveryTimeout="2m")],
     )
-    with webhook_receiver(failures=[500, 503, 429]) as receiver:
+    with WebhookReceiver(failures=[500, 503, 429]) as receiver:
         monkeypatch.setenv(HOOK_ENV, receiver.url)
         handle = await start_rollout(client, task_queue, spec)
         received = await until(
@@ -137,7 +137,7 @@ async def test_a_receiver_failing_three_times_gets_each_event_once_and_the_comma
     assert not any(e["event"] == "notificationFailed" for e in summary["events"])
 
     text, _ = await history_json(handle)
-    assert receiver.secret not in text and f"127.0.0.1:{receiver.server_address[1]}" not in text
+    assert receiver.secret not in text and f"127.0.0.1:{receiver.port}" not in text
     # nor in the worker's logs, failed attempts included (httpx's request log is never written)
     assert "WebhookRejected" in caplog.text and receiver.secret not in caplog.text
     assert HOOK_ENV in text  # the spec names the variable; the URL stays on the worker
@@ -150,7 +150,7 @@ async def test_a_hanging_receiver_does_not_delay_the_rollout(
         [{"setWeight": 10}, {"setWeight": 100}],
         notify=[sink("chat", "slack", ["started", "succeeded"], deliveryTimeout="8s")],
     )
-    with webhook_receiver(hang=True) as receiver:
+    with WebhookReceiver(hang=True) as receiver:
         monkeypatch.setenv(HOOK_ENV, receiver.url)
         handle = await start_rollout(client, task_queue, spec)
         summary = await handle.result()  # the end drains: both deliveries give up after 8s
@@ -188,7 +188,7 @@ async def test_slack_messages_through_a_file_url_for_a_person_and_the_end(
     client: Client, task_queue: str, worker: Worker, secrets_dir: Path
 ) -> None:
     on = ["waitingForApproval", "paused", "resumed", "rolledBack", "succeeded"]
-    with webhook_receiver() as receiver:
+    with WebhookReceiver() as receiver:
         (secrets_dir / "chat-hook").write_text(receiver.url)
         chat = {
             "name": "chat",
@@ -242,7 +242,7 @@ async def test_slack_messages_through_a_file_url_for_a_person_and_the_end(
 async def test_bad_notify_is_refused_at_start_touching_nothing(
     client: Client, task_queue: str, worker: Worker, webhook: str, on: list[str], expected: str
 ) -> None:
-    with webhook_receiver() as receiver:
+    with WebhookReceiver() as receiver:
         hook = {"url": receiver.url} if webhook == "url" else {"urlEnv": HOOK_ENV}
         spec = dry_run_spec(notify=[{"name": "chat", "webhook": hook, "format": "json", "on": on}])
         handle = await start_rollout(client, task_queue, spec)
@@ -266,7 +266,7 @@ async def test_a_delivery_out_when_the_rollout_continues_as_new_is_drained_not_l
     )
     policy = WorkerPolicy(secret_env=(HOOK_ENV,))
     # The gate's message is refused three times (1 + 2 + 4 s of backoff) while the run fills up.
-    with webhook_receiver(failures=[500, 500, 500]) as receiver:
+    with WebhookReceiver(failures=[500, 500, 500]) as receiver:
         monkeypatch.setenv(HOOK_ENV, receiver.url)
         async with build_worker(client, queue, policy):
             handle = await start_rollout(client, queue, spec)
