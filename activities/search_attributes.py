@@ -1,9 +1,11 @@
-"""``search_attributes_registered``: may the workflow upsert SluicePhase/SluiceService here?
+"""``search_attributes_registered``: may the workflow upsert sluicegate's search attributes here?
 
-A workflow that upserts a search attribute the namespace does not know gets stuck, so the
-Rollout asks once, at start, through this local activity; the answer is recorded in history,
-so a replay takes the same branch. ``python -m worker`` registers them at start-up; servers
-that cannot (the time-skipping test server, a namespace without the permission) answer no.
+The Rollout names the ones it will set (``SluicePhase``/``SluiceService`` in runs that began
+before the listing attributes, all five of :mod:`workflows.search_attributes` since). A workflow
+that upserts a search attribute the namespace does not know gets stuck, so the Rollout asks once,
+at start, through this local activity; the answer is recorded in history, so a replay takes the
+same branch. ``python -m worker`` registers them at start-up; servers that cannot (the
+time-skipping test server, a namespace without the permission) answer no.
 """
 
 from __future__ import annotations

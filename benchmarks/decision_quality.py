@@ -43,7 +43,7 @@ from activities.policy import WorkerPolicy
 from sluice.demo import error_ratio_query
 from sluice.stack import CANARY, STABLE, BackendProcess, DataPlane, Fault, find_binary
 from worker.main import build_worker
-from workflows.rollout import PHASE_SEARCH_ATTRIBUTE, SERVICE_SEARCH_ATTRIBUTE
+from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 
 __all__ = ["KINDS", "run"]
 
@@ -221,7 +221,7 @@ async def _measure(rounds: int) -> tuple[list[Outcome], float]:
         plane.start()
         env = await WorkflowEnvironment.start_local(
             dev_server_existing_path=find_binary("temporal"),
-            search_attributes=[PHASE_SEARCH_ATTRIBUTE, SERVICE_SEARCH_ATTRIBUTE],
+            search_attributes=ALL_SEARCH_ATTRIBUTES,
             data_converter=pydantic_data_converter,
         )
         try:

@@ -21,6 +21,7 @@ from rich.console import Console
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
+from sluice import listing
 from sluice.audit import audit_rows, to_csv, to_json
 from sluice.audit_table import print_audit
 from sluice.client import (
@@ -264,6 +265,39 @@ def audit(
         sys.stdout.write(to_csv(rows))
     else:
         print_audit(console, rollout, len(runs), rows)
+
+
+@app.command(name="list")
+def list_command(
+    phase: Annotated[str | None, typer.Option(help="Only this phase, e.g. WaitingForApproval.")] = None,
+    service: Annotated[str | None, typer.Option(help="Only rollouts of this service.")] = None,
+    running: Annotated[bool, typer.Option("--running", help="Only rollouts still running.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many rows.")] = listing.DEFAULT_LIMIT,
+    output: Annotated[
+        listing.ListOutput, typer.Option("--output", "-o", help="table or json.")
+    ] = listing.ListOutput.table,
+    address: Address = "127.0.0.1:7233",
+    namespace: Namespace = "default",
+) -> None:
+    """All rollouts, newest first: service, phase, step, canary weight, what each waits for, age
+    (from Temporal's visibility store and the Sluice* search attributes)."""
+
+    async def go() -> list[listing.RolloutRow]:
+        client = await _client(address, namespace)
+        try:
+            return await listing.list_rollouts(
+                client, phase=phase, service=service, running=running, limit=limit
+            )
+        except listing.ListFilterError as error:
+            raise CliError(str(error)) from None
+        except RPCError as error:
+            raise CliError(f"cannot list rollouts: {error.message}") from None
+
+    rows = _run(go())
+    if output is listing.ListOutput.table and not rows:
+        errors.print("no rollouts found", highlight=False)
+    else:
+        print(listing.render(rows, output))
 
 
 @app.command()

@@ -13,7 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 from tests.support.binaries import require_binary
 from tests.support.http import refuse_network
 from workflows.ownership import RouteOwnership
-from workflows.rollout import PHASE_SEARCH_ATTRIBUTE, SERVICE_SEARCH_ATTRIBUTE
+from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +21,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """A real ``temporal server start-dev`` on 127.0.0.1 with sluicegate's search attributes."""
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=require_binary("temporal"),
-        search_attributes=[PHASE_SEARCH_ATTRIBUTE, SERVICE_SEARCH_ATTRIBUTE],
+        search_attributes=ALL_SEARCH_ATTRIBUTES,
         data_converter=pydantic_data_converter,
     )
     try:

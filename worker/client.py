@@ -12,15 +12,16 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, TLSConfig
 
 from worker.settings import Settings
-from workflows.rollout import PHASE_SEARCH_ATTRIBUTE, SERVICE_SEARCH_ATTRIBUTE
+from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES, type_name
 
 __all__ = ["SEARCH_ATTRIBUTES", "SearchAttributesMissing", "connect", "ensure_search_attributes"]
 
-SEARCH_ATTRIBUTES = (PHASE_SEARCH_ATTRIBUTE.name, SERVICE_SEARCH_ATTRIBUTE.name)
+SEARCH_ATTRIBUTES = {key.name: key for key in ALL_SEARCH_ATTRIBUTES}
 
 
 class SearchAttributesMissing(RuntimeError):
-    """The namespace lacks sluicegate's search attributes and they could not be added."""
+    """The namespace lacks sluicegate's search attributes (or has one of another type) and they
+    could not be added."""
 
 
 async def connect(settings: Settings, identity: str | None = None) -> Client:
@@ -48,21 +49,33 @@ async def connect(settings: Settings, identity: str | None = None) -> Client:
 
 
 async def ensure_search_attributes(client: Client, *, register: bool = True) -> list[str]:
-    """Make sure ``SluicePhase``/``SluiceService`` exist; returns the ones it added.
+    """Make sure sluicegate's search attributes exist with their types; returns the ones it added.
 
     The workflow upserts them, and a workflow that upserts an unknown search attribute gets
-    stuck, so the worker checks before it polls rather than after the first rollout hangs.
+    stuck, so the worker checks before it polls rather than after the first rollout hangs. One
+    of the same name but another type cannot be fixed here (the namespace's admin removes it).
     """
     listing = await client.operator_service.list_search_attributes(
         ListSearchAttributesRequest(namespace=client.namespace)
     )
-    known = set(listing.custom_attributes) | set(listing.system_attributes)
+    known = {**listing.system_attributes, **listing.custom_attributes}
+    wrong = [
+        f"{name} is {IndexedValueType.Name(known[name]).removeprefix('INDEXED_VALUE_TYPE_').title()}, "
+        f"not {type_name(key)}"
+        for name, key in SEARCH_ATTRIBUTES.items()
+        if name in known and known[name] != key.indexed_value_type.value
+    ]
+    if wrong:
+        raise SearchAttributesMissing(
+            f"search attributes of namespace {client.namespace} have the wrong type: {'; '.join(wrong)} "
+            "(remove them with `temporal operator search-attribute remove`, then start the worker again)"
+        )
     missing = [name for name in SEARCH_ATTRIBUTES if name not in known]
     if not missing:
         return []
     hint = " ".join(
         f"temporal operator search-attribute create --namespace {client.namespace} "
-        f"--name {name} --type Keyword;"
+        f"--name {name} --type {type_name(SEARCH_ATTRIBUTES[name])};"
         for name in missing
     )
     if not register:
@@ -71,7 +84,10 @@ async def ensure_search_attributes(client: Client, *, register: bool = True) -> 
         await client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(
                 namespace=client.namespace,
-                search_attributes=dict.fromkeys(missing, IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD),
+                search_attributes={
+                    name: IndexedValueType.ValueType(SEARCH_ATTRIBUTES[name].indexed_value_type.value)
+                    for name in missing
+                },
             )
         )
     except RPCError as error:

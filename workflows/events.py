@@ -10,32 +10,37 @@ import logging
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey
 
 with workflow.unsafe.imports_passed_through():
     from workflows.carried import RolloutState, derive_phase
     from workflows.models import EventRecord
     from workflows.notifier import Notifier
     from workflows.notify_spec import NotifySink
+    from workflows.search_attributes import (
+        PHASE_SEARCH_ATTRIBUTE,
+        SERVICE_SEARCH_ATTRIBUTE,
+        attribute_updates,
+        listed_values,
+    )
 
 __all__ = ["PHASE_SEARCH_ATTRIBUTE", "QUIET_EVENTS", "SERVICE_SEARCH_ATTRIBUTE", "EventSink"]
 
 QUIET_EVENTS = frozenset({"signalRefused"})
 """Events logged at debug level: anyone who can signal can send thousands (status counts them)."""
 
-PHASE_SEARCH_ATTRIBUTE = SearchAttributeKey.for_keyword("SluicePhase")
-SERVICE_SEARCH_ATTRIBUTE = SearchAttributeKey.for_keyword("SluiceService")
-
 
 class EventSink:
-    """Appends to the bounded ``status.events``, counts per kind, logs, keeps the
-    ``SluicePhase`` search attribute equal to the derived phase, and starts the notifications
-    the spec's ``notify`` sinks ask for."""
+    """Appends to the bounded ``status.events``, counts per kind, logs, keeps the search
+    attributes equal to the status (see :mod:`workflows.search_attributes`), and starts the
+    notifications the spec's ``notify`` sinks ask for."""
 
     def __init__(self, state: RolloutState, sinks: list[NotifySink] | None = None) -> None:
         self.state = state
         self.search_attributes = False
         """Set once the namespace has said it knows sluicegate's search attributes."""
+        self.listing = False
+        """The run took the listing patch: all five search attributes follow every change.
+        Older runs publish ``SluicePhase`` and ``SluiceService`` only, as they did."""
         self.notifier = Notifier(
             sinks or [], state, lambda event, step, by, detail: self.record(event, step, by=by, detail=detail)
         )
@@ -48,6 +53,7 @@ class EventSink:
         level = logging.DEBUG if event in QUIET_EVENTS else logging.INFO
         workflow.logger.log(level, event, extra={"step": step, "by": by, "detail": detail or {}})
         self.notifier.recorded(record)
+        self.sync()
 
     async def drain(self) -> None:
         """Before the run ends: wait for the notifications still being delivered (bounded)."""
@@ -55,18 +61,30 @@ class EventSink:
 
     def start(self, service: str) -> None:
         """Publish the service and the phase the run starts with."""
-        if self.search_attributes:
+        if self.listing:
+            self.sync()
+        elif self.search_attributes:
             workflow.upsert_search_attributes([SERVICE_SEARCH_ATTRIBUTE.value_set(service)])
             workflow.upsert_search_attributes([PHASE_SEARCH_ATTRIBUTE.value_set(self.state.status.phase)])
 
     def publish(self) -> None:
         """Show the phase derived from the state now (and upsert it when it changed)."""
         phase = derive_phase(self.state)
-        if phase == self.state.status.phase:
-            return
-        self.state.status.phase = phase
-        if self.search_attributes:
-            workflow.upsert_search_attributes([PHASE_SEARCH_ATTRIBUTE.value_set(phase)])
+        if phase != self.state.status.phase:
+            self.state.status.phase = phase
+            if self.search_attributes and not self.listing:
+                workflow.upsert_search_attributes([PHASE_SEARCH_ATTRIBUTE.value_set(phase)])
+        self.sync()
+
+    def sync(self) -> None:
+        """Listing runs: upsert the search attributes that no longer say what status does (one
+        command, none when nothing listed changed). Called after every event and publish, which
+        follow every change of phase, step, weights or wait."""
+        if self.listing and self.search_attributes:
+            listed = listed_values(self.state.status)
+            updates = attribute_updates(listed, workflow.info().typed_search_attributes)
+            if updates:
+                workflow.upsert_search_attributes(updates)
 
     def publish_hold(self) -> None:
         """Publish after a pause condition came or went: a pause shows at once over a wait. Under

@@ -53,6 +53,7 @@ class Plan:
                 await self.waits.hold_while_paused(index)
                 self.state.status.current_step = index
                 self._mark(index, "running")
+                self.events.sync()  # SluiceStep follows at once (runs before the listing patch: no-op)
                 await self.steps[step.kind](index, step)
                 self._mark(index, "done")
                 await self._finish_full_promotion(index)

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any, NoReturn
 
 from temporalio import workflow
-from temporalio.common import RawValue, RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.common import RawValue
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.arguments import decode_carried, decode_spec
@@ -33,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.ownership import RouteOwnership
     from workflows.plan import Plan
     from workflows.rollback import Rollback
+    from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES, LISTING_ATTRIBUTES_PATCH, namespace_knows
     from workflows.spec import RolloutSpec, SpecError, validate_spec
     from workflows.traffic import Traffic
     from workflows.waits import ContinueAsNewRequested, Waits
@@ -95,25 +95,22 @@ class Rollout:
         """Run the plan; return the summary, or fail with a typed ``ApplicationError``."""
         if self.spec is None:
             assert self.spec_error is not None
-            self._fail_invalid(self.spec_error)
+            await self._fail_invalid(self.spec_error)
         assert self.spec is not None
         spec = args[0]  # handed on unchanged (the same payload) when the rollout continues as new
         state = self.state
         state.legacy_phase_rules = not workflow.patched(DERIVED_PHASE_PATCH)
         state.legacy_hold_release = not workflow.patched(HOLDS_RELEASE_NO_STEP_PATCH)
+        self.events.listing = workflow.patched(LISTING_ATTRIBUTES_PATCH)
         if state.status.started_at is None:
             state.status.started_at = workflow.now()
         watch = AnalysisWatch(self.spec, state, self.events)
         waits = Waits(state, self.events)
         traffic = Traffic(self.spec, state, self.events, waits, watch.after_shift)
         ownership = RouteOwnership(self.spec, state, self.events, waits)
-        self.events.search_attributes = await workflow.execute_local_activity(
-            "search_attributes_registered",
-            [PHASE_SEARCH_ATTRIBUTE.name, SERVICE_SEARCH_ATTRIBUTE.name],
-            result_type=bool,
-            start_to_close_timeout=timedelta(seconds=10),
-            retry_policy=RetryPolicy(maximum_attempts=3),
-        )
+        older = (PHASE_SEARCH_ATTRIBUTE, SERVICE_SEARCH_ATTRIBUTE)  # what runs before the patch set
+        listed = ALL_SEARCH_ATTRIBUTES if self.events.listing else older
+        self.events.search_attributes = await namespace_knows(listed)
         self.events.start(self.spec.service)
         if not self.resuming:
             started = {"stable": self.spec.stable.label(), "canary": self.spec.canary.label()}
@@ -176,12 +173,25 @@ class Rollout:
             raise error  # a bug: fail the workflow task so a fixed worker can resume it
         return None
 
-    def _fail_invalid(self, error: SpecError) -> NoReturn:
+    async def _fail_invalid(self, error: SpecError) -> NoReturn:
         status = self.state.status
         status.phase, status.message, status.error_type = "Failed", str(error), error.error_type
+        await self._publish_invalid()
         raise ApplicationError(
             str(error), {"problems": error.problems}, type=error.error_type, non_retryable=True
         )
+
+    async def _publish_invalid(self) -> None:
+        """Make a rollout refused for its spec findable (``SluicePhase = "Failed"``, its service
+        when the spec names one). Runs before the patch issued no command at all."""
+        if not workflow.patched(LISTING_ATTRIBUTES_PATCH):
+            return
+        try:
+            self.events.search_attributes = await namespace_knows(ALL_SEARCH_ATTRIBUTES)
+        except ActivityError:
+            return  # the InvalidSpec failure matters more than the listing
+        self.events.listing = True
+        self.events.sync()
 
     # -- messages: one decorated method per name and form, as Temporal needs; see workflows.inbox
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from sluice.stack._processes import LOOPBACK, ManagedProcess, find_binary, port_open
-from workflows.rollout import PHASE_SEARCH_ATTRIBUTE, SERVICE_SEARCH_ATTRIBUTE
+from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES, type_name
 
 __all__ = ["TemporalDevServer", "WorkerProcess"]
 
@@ -30,9 +30,9 @@ class TemporalDevServer(ManagedProcess):
             "--ip", LOOPBACK, "--port", str(port),
             "--db-filename", str(self.db_file),
             "--log-level", "warn",
-            "--search-attribute", f"{PHASE_SEARCH_ATTRIBUTE.name}=Keyword",
-            "--search-attribute", f"{SERVICE_SEARCH_ATTRIBUTE.name}=Keyword",
         ]  # fmt: skip
+        for key in ALL_SEARCH_ATTRIBUTES:
+            args += ["--search-attribute", f"{key.name}={type_name(key)}"]
         if ui_port is None:
             args.append("--headless")
         else:

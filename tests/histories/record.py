@@ -54,7 +54,7 @@ from workflows.models import (
     Weights,
 )
 from workflows.notifications import NotifyInput
-from workflows.rollout import PHASE_SEARCH_ATTRIBUTE, SERVICE_SEARCH_ATTRIBUTE
+from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 from workflows.spec import DEFAULT_STEPS, Destination
 
 __all__ = ["HISTORIES", "SCENARIOS", "record"]
@@ -601,7 +601,7 @@ async def run_histories(client: Client, handle: Handle) -> list[dict[str, Any]]:
 async def _environment(small_history: bool) -> WorkflowEnvironment:
     return await WorkflowEnvironment.start_local(
         dev_server_existing_path=require_binary("temporal"),
-        search_attributes=[PHASE_SEARCH_ATTRIBUTE, SERVICE_SEARCH_ATTRIBUTE],
+        search_attributes=ALL_SEARCH_ATTRIBUTES,
         data_converter=pydantic_data_converter,
         dev_server_extra_args=_SMALL_HISTORY if small_history else [],
     )
