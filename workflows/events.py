@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.models import EventRecord
     from workflows.notifier import Notifier
     from workflows.notify_spec import NotifySink
+    from workflows.rollout_metrics import RolloutMetrics
 
 __all__ = ["PHASE_SEARCH_ATTRIBUTE", "QUIET_EVENTS", "SERVICE_SEARCH_ATTRIBUTE", "EventSink"]
 
@@ -30,10 +31,12 @@ SERVICE_SEARCH_ATTRIBUTE = SearchAttributeKey.for_keyword("SluiceService")
 class EventSink:
     """Appends to the bounded ``status.events``, counts per kind, logs, keeps the
     ``SluicePhase`` search attribute equal to the derived phase, and starts the notifications
-    the spec's ``notify`` sinks ask for."""
+    the spec's ``notify`` sinks ask for, and counts what the rollout's metrics count
+    (``router``: the router kind they are labelled with)."""
 
-    def __init__(self, state: RolloutState, sinks: list[NotifySink] | None = None) -> None:
+    def __init__(self, state: RolloutState, sinks: list[NotifySink] | None = None, router: str = "") -> None:
         self.state = state
+        self.metrics = RolloutMetrics(state.status.service, router)
         self.search_attributes = False
         """Set once the namespace has said it knows sluicegate's search attributes."""
         self.notifier = Notifier(
@@ -48,6 +51,7 @@ class EventSink:
         level = logging.DEBUG if event in QUIET_EVENTS else logging.INFO
         workflow.logger.log(level, event, extra={"step": step, "by": by, "detail": detail or {}})
         self.notifier.recorded(record)
+        self.metrics.recorded(record)
 
     async def drain(self) -> None:
         """Before the run ends: wait for the notifications still being delivered (bounded)."""
