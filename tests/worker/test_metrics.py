@@ -1,10 +1,12 @@
 """The worker's ``/metrics``, scraped by a real Prometheus while real rollouts run.
 
 ``python -m worker`` runs as a subprocess with ``SLUICE_METRICS_ADDRESS`` on a free loopback
-port, against the suite's dev server; Debian's ``prometheus`` scrapes it every second. Three
-dryRun rollouts: one approved to success (with a Prometheus metric in its analysis), one aborted
-at its gate, one whose served split fails verification. Then the answers come from
-Prometheus's HTTP API, polled until scraped (no fixed sleeps).
+port, against the suite's dev server; Debian's ``prometheus`` scrapes it every second with the
+job of deploy/prometheus/scrape-config.yaml (its Kubernetes discovery replaced by the worker Pod
+it would find, plus a port of another name that the job must drop). Three dryRun rollouts: one
+approved to success (with a Prometheus metric in its analysis), one aborted at its gate, one
+whose served split fails verification. The answers come from Prometheus's HTTP API, polled until
+scraped (no fixed sleeps); every query of the Grafana dashboard is run against it too.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -24,12 +27,32 @@ from temporalio.client import Client
 from sluice.stack import PrometheusServer, WorkerProcess, free_port
 from tests.support.binaries import require_binary
 from tests.support.http import page_server
+from tests.support.monitoring import dashboard_queries, discovered_job
 from tests.support.rollouts import dry_run_spec, failure_of, start_rollout, wait_for_status
 from worker.metrics import TEMPORAL_SDK_METRICS
 from worker.settings import Settings, SettingsError
 from workflows.rollout_metrics import SLUICE_METRICS
 
 JOB = "sluicegate-worker"
+
+
+class DeployedJobPrometheus(PrometheusServer):
+    """Prometheus running deploy/'s scrape job against ``ports`` (``host:port`` -> the name of
+    the container port discovery would report for it)."""
+
+    def __init__(self, state_dir: Path, ports: dict[str, str]) -> None:
+        (worker,) = [address for address, name in ports.items() if name == "metrics"]
+        super().__init__(state_dir, {JOB: worker}, metrics_path="/metrics")
+        self.ports = ports
+
+    def prepare(self) -> None:
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "scrape_configs": [discovered_job(self.ports, scrape_interval="1s")],
+        }
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.config_file.write_text(json.dumps(config, indent=2) + "\n")
 
 
 def waiting_for_approval(status: dict[str, Any]) -> bool:
@@ -47,9 +70,13 @@ async def test_prometheus_scrapes_sdk_and_sluicegate_metrics_from_the_worker(
         task_queue,
         extra_env={"SLUICE_METRICS_ADDRESS": metrics_address},
     )
-    prometheus = PrometheusServer(tmp_path, {JOB: metrics_address}, metrics_path="/metrics")
+    not_metrics = f"127.0.0.1:{free_port()}"  # another port of the pod: the job must not scrape it
+    prometheus = DeployedJobPrometheus(tmp_path, {metrics_address: "metrics", not_metrics: "http"})
     with page_server("ok", headers={"x-version": "reviews-v1"}) as page, worker, prometheus:
         await asyncio.to_thread(prometheus.wait_for_targets)
+        (target,) = prometheus.query(f'up{{job="{JOB}"}}')  # the other port was dropped
+        assert target["metric"]["instance"] == metrics_address
+        assert target["metric"]["pod"] == "sluicegate-worker-0"
         labels = f'job="{JOB}",task_queue="{task_queue}"'
 
         # 1. approved to success, measured by analysis while it waits at its gate
@@ -106,6 +133,16 @@ async def test_prometheus_scrapes_sdk_and_sluicegate_metrics_from_the_worker(
             f'temporal_workflow_task_execution_latency_count{{{labels},workflow_type="Rollout"}} > 0',
         ):
             assert await asyncio.to_thread(wait_for, promql), promql
+
+        # every query of the dashboard runs and finds data (Grafana's variables filled in)
+        for title, query in dashboard_queries():
+            promql = (
+                query.replace("$service", ".*").replace("$__rate_interval", "5m").replace("$__range", "1h")
+            )
+            if promql.startswith("label_values("):
+                name, label = promql.removeprefix("label_values(").rstrip(")").split(", ")
+                promql = f"count by ({label}) ({name})"
+            assert await asyncio.to_thread(wait_for, promql), f"{title}: {promql}"
 
         # every metric the README and the dashboard name is really exported
         names = {series["metric"]["__name__"] for series in prometheus.query(f'{{job="{JOB}"}}')}
