@@ -351,6 +351,31 @@ def test_the_dashboard_names_only_metrics_the_worker_exports() -> None:
     assert max(x for x, _ in cells) < 24
 
 
+def readme_section(title: str) -> str:
+    text = (PROJECT_ROOT / "README.md").read_text()
+    start = text.index(f"\n## {title}\n")
+    return text[start : text.index("\n## ", start + 1)]
+
+
+def test_the_readme_documents_every_metric_and_the_scrape_job_as_shipped() -> None:
+    section = readme_section("Worker metrics")
+    rows = {
+        cells[1].strip("` "): cells
+        for line in section.splitlines()
+        if line.startswith("| `sluice_")
+        for cells in [line.split("|")]
+    }
+    for metric in SLUICE_METRICS:
+        cells = rows.pop(metric.name)
+        assert cells[2].strip() == metric.kind, metric.name
+        assert [label.strip("` ") for label in cells[3].split(",")] == list(metric.labels), metric.name
+    assert not rows, f"the README names metrics the worker does not export: {sorted(rows)}"
+    for metric in TEMPORAL_SDK_METRICS:
+        assert f"`{metric.name}`" in section, metric.name
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert yaml.safe_load(block) == documents(SCRAPE_CONFIG)[0]
+
+
 def rules(path: Path) -> set[tuple[str, str, str]]:
     role = documents(path)[0]
     return {
