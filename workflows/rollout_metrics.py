@@ -136,9 +136,8 @@ class RolloutMetrics:
 
     def spec_refused(self) -> None:
         """A spec that did not validate: the rollout started and failed at once (no labels known)."""
-        self.labels = {"service": "", "router": ""}
-        self._count(ROLLOUTS_STARTED)
-        self._count(ROLLOUTS_FINISHED, outcome="failed")
+        self._count(ROLLOUTS_STARTED, service="", router="")
+        self._count(ROLLOUTS_FINISHED, service="", router="", outcome="failed")
 
     def approval_released(self, waited: timedelta) -> None:
         """An approval gate was released after waiting ``waited``."""
