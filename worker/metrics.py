@@ -46,11 +46,11 @@ def check_metrics_address(address: str) -> str:
     """``address`` if it is ``IP:port`` as the SDK binds it (``0.0.0.0:9464``, ``[::]:9464``);
     else a :class:`ValueError` saying what is expected (host names are not resolved)."""
     host, _, port = address.rpartition(":")
+    bracketed = host.startswith("[") and host.endswith("]")
     try:
-        ipaddress.ip_address(host[1:-1] if host.startswith("[") and host.endswith("]") else host)
-        ipv6_unbracketed = ":" in host and not host.startswith("[")
-        if ipv6_unbracketed or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(address)
+        ip = ipaddress.ip_address(host[1:-1] if bracketed else host)
+        if bracketed != (ip.version == 6) or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(address)  # IPv6 goes in brackets, IPv4 not
     except ValueError:
         raise ValueError(
             f"must be IP:port (0.0.0.0:9464, 127.0.0.1:9464 or [::]:9464), got {address!r}"

@@ -151,7 +151,7 @@ async def test_prometheus_scrapes_sdk_and_sluicegate_metrics_from_the_worker(
 
 
 @pytest.mark.parametrize(
-    "value", ["localhost:9464", "9464", ":9464", "0.0.0.0:0", "0.0.0.0:70000", "::1:9464"]
+    "value", ["localhost:9464", "9464", ":9464", "0.0.0.0:0", "0.0.0.0:70000", "::1:9464", "[127.0.0.1]:9464"]
 )
 def test_a_metrics_address_that_is_not_ip_and_port_is_refused_by_name(value: str) -> None:
     with pytest.raises(SettingsError, match=r"^SLUICE_METRICS_ADDRESS: must be IP:port"):
