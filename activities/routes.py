@@ -10,6 +10,7 @@ import structlog
 from temporalio import activity
 
 from activities.errors import RouteDrifted, SluiceError, as_application_error
+from activities.route_metrics import counted_route_change
 from activities.routers import Router, build_router
 from workflows.models import RemoveOldInput, RouteInput, RouteState, SetWeightsInput, Weights
 
@@ -100,7 +101,7 @@ async def set_weights(request: SetWeightsInput) -> RouteState:
         _refuse_drift(router, request.expected, lambda route: route.weights() == request.weights)
         return router.set_routes(request.weights)
 
-    state = await _with_router(request, change)
+    state = await counted_route_change(request, _with_router(request, change))
     log.info(
         "weights set",
         rollout_id=request.rollout_id,
@@ -120,6 +121,6 @@ async def remove_old_route(request: RemoveOldInput) -> RouteState:
         _refuse_drift(router, request.expected, lambda route: (route.stable, route.canary) == (None, 100))
         return router.finalize()
 
-    state = await _with_router(request, change)
+    state = await counted_route_change(request, _with_router(request, change))
     log.info("old version removed from route", rollout_id=request.rollout_id, route=state.description)
     return state

@@ -9,6 +9,7 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, TLSConfig
 
 from worker.settings import Settings
@@ -24,12 +25,12 @@ class SearchAttributesMissing(RuntimeError):
     could not be added."""
 
 
-async def connect(settings: Settings, identity: str | None = None) -> Client:
+async def connect(settings: Settings, identity: str | None = None, runtime: Runtime | None = None) -> Client:
     """A client with sluicegate's data converter (pydantic), TLS and API key as configured.
 
     ``identity`` is what Temporal records as the sender of every request (default: the SDK's
     ``<pid>@<host>``); ``sluice`` sends ``sluice:<user>@<host>`` so that ``sluice audit`` can tell
-    who acted."""
+    who acted. ``runtime``: the worker's, when it serves metrics (a Worker uses its client's)."""
     tls: TLSConfig | bool = False
     if settings.uses_tls:
         tls = TLSConfig(
@@ -45,6 +46,7 @@ async def connect(settings: Settings, identity: str | None = None) -> Client:
         api_key=settings.api_key,
         data_converter=pydantic_data_converter,
         identity=identity,
+        runtime=runtime,
     )
 
 

@@ -22,6 +22,7 @@ from activities.notify import NotifyActivities
 from activities.policy import PolicyInterceptor, WorkerPolicy
 from worker.client import SearchAttributesMissing, connect, ensure_search_attributes
 from worker.logging import configure_logging
+from worker.metrics import MetricsUnavailable, metrics_runtime
 from worker.settings import Settings, SettingsError
 from workflows.rollout import Rollout
 from workflows.route_claim import RouteClaim
@@ -83,8 +84,10 @@ async def _touch_health_file(settings: Settings) -> None:
 
 
 async def run_worker(settings: Settings) -> None:
-    """Connect, check search attributes, poll until SIGTERM/SIGINT, then shut down gracefully."""
-    client = await connect(settings)
+    """Serve metrics (when asked), connect, check search attributes, poll until SIGTERM/SIGINT,
+    then shut down gracefully."""
+    runtime = metrics_runtime(settings.metrics_address) if settings.metrics_address else None
+    client = await connect(settings, runtime=runtime)
     added = await ensure_search_attributes(client, register=settings.register_search_attributes)
     if added:
         log.info("search attributes registered", names=added)
@@ -104,6 +107,7 @@ async def run_worker(settings: Settings) -> None:
         secret_env=list(settings.secret_env),
         secrets_dirs=[str(d) for d in settings.secrets_dirs],
         ui_url=settings.ui_url,
+        metrics=f"http://{settings.metrics_address}/metrics" if settings.metrics_address else None,
     )
     async with worker:
         await stop.wait()
@@ -125,7 +129,7 @@ def main() -> None:
     configure_logging(settings.log_format)
     try:
         asyncio.run(run_worker(settings))
-    except SearchAttributesMissing as error:
+    except (SearchAttributesMissing, MetricsUnavailable) as error:
         log.error("cannot start", error=str(error))
         raise SystemExit(3) from None
     except RuntimeError as error:

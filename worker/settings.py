@@ -9,6 +9,7 @@ from pathlib import Path
 
 from activities.outbound import HostRule, OutboundPolicy
 from activities.policy import WorkerPolicy
+from worker.metrics import check_metrics_address
 
 __all__ = ["Settings", "SettingsError"]
 
@@ -41,6 +42,9 @@ class Settings:
     ``SLUICE_UI_URL``: the base of the Temporal UI (``https://temporal.example.com``, or
     ``http://localhost:8233`` for the dev server); notifications link to
     ``{SLUICE_UI_URL}/namespaces/{namespace}/workflows/{rollout id}``. Unset: no link.
+
+    ``SLUICE_METRICS_ADDRESS``: ``IP:port`` to serve Prometheus metrics on, at ``/metrics``
+    (``0.0.0.0:9464`` in a Pod); Temporal SDK metrics and sluicegate's. Unset: no endpoint.
     """
 
     address: str = "127.0.0.1:7233"
@@ -60,6 +64,7 @@ class Settings:
     secret_env: tuple[str, ...] = ()
     secrets_dirs: tuple[Path, ...] = ()
     ui_url: str | None = None
+    metrics_address: str | None = None
 
     def policy(self) -> WorkerPolicy:
         """What specs may make this worker do; its own credential files are never secrets."""
@@ -126,6 +131,12 @@ class Settings:
         ui_url = env.get("SLUICE_UI_URL", "").strip() or None
         if ui_url is not None and not re.match(r"^https?://[^/\s]+", ui_url):
             raise SettingsError(f"SLUICE_UI_URL: must be an http:// or https:// URL, got {ui_url!r}")
+        metrics_address = env.get("SLUICE_METRICS_ADDRESS", "").strip() or None
+        if metrics_address is not None:
+            try:
+                check_metrics_address(metrics_address)
+            except ValueError as error:
+                raise SettingsError(f"SLUICE_METRICS_ADDRESS: {error}") from None
         return cls(
             address=address,
             namespace=env.get("TEMPORAL_NAMESPACE", cls.namespace),
@@ -144,4 +155,5 @@ class Settings:
             secret_env=listed("SLUICE_SECRET_ENV"),
             secrets_dirs=directories("SLUICE_SECRETS_DIR"),
             ui_url=ui_url.rstrip("/") if ui_url is not None else None,
+            metrics_address=metrics_address,
         )

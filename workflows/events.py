@@ -16,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.models import EventRecord
     from workflows.notifier import Notifier
     from workflows.notify_spec import NotifySink
+    from workflows.rollout_metrics import RolloutMetrics
     from workflows.search_attributes import (
         PHASE_SEARCH_ATTRIBUTE,
         SERVICE_SEARCH_ATTRIBUTE,
@@ -31,11 +32,13 @@ QUIET_EVENTS = frozenset({"signalRefused"})
 
 class EventSink:
     """Appends to the bounded ``status.events``, counts per kind, logs, keeps the search
-    attributes equal to the status (see :mod:`workflows.search_attributes`), and starts the
-    notifications the spec's ``notify`` sinks ask for."""
+    attributes equal to the status (see :mod:`workflows.search_attributes`), starts the
+    notifications the spec's ``notify`` sinks ask for, and counts what the rollout's metrics count
+    (``router``: the router kind they are labelled with)."""
 
-    def __init__(self, state: RolloutState, sinks: list[NotifySink] | None = None) -> None:
+    def __init__(self, state: RolloutState, sinks: list[NotifySink] | None = None, router: str = "") -> None:
         self.state = state
+        self.metrics = RolloutMetrics(state.status.service, router)
         self.search_attributes = False
         """Set once the namespace has said it knows sluicegate's search attributes."""
         self.listing = False
@@ -53,6 +56,7 @@ class EventSink:
         level = logging.DEBUG if event in QUIET_EVENTS else logging.INFO
         workflow.logger.log(level, event, extra={"step": step, "by": by, "detail": detail or {}})
         self.notifier.recorded(record)
+        self.metrics.recorded(record)
         self.sync()
 
     async def drain(self) -> None:

@@ -87,7 +87,8 @@ class Rollout:
             self.state = RolloutState.fresh(workflow.info().workflow_id, self.spec, spec)
         if self.spec is not None:
             self.state.approval_rules = self.spec.approval_rules()
-        self.events = EventSink(self.state, self.spec.notify if self.spec is not None else None)
+        notify, router = (self.spec.notify, self.spec.router.kind) if self.spec is not None else (None, "")
+        self.events = EventSink(self.state, notify, router=router)
         self.inbox = Inbox(self.state, self.events)
 
     @workflow.run
@@ -176,6 +177,7 @@ class Rollout:
     async def _fail_invalid(self, error: SpecError) -> NoReturn:
         status = self.state.status
         status.phase, status.message, status.error_type = "Failed", str(error), error.error_type
+        self.events.metrics.spec_refused()
         await self._publish_invalid()
         raise ApplicationError(
             str(error), {"problems": error.problems}, type=error.error_type, non_retryable=True

@@ -191,6 +191,7 @@ class Traffic:
         self.state.status.verifications.append(
             VerificationRecord(step=step, at=workflow.now(), result=result)
         )
+        self.events.metrics.verified(result.passed)
         if not result.passed and not rolling_back:
             raise RolloutFailure(
                 "VerificationFailed",

@@ -58,12 +58,19 @@ class Waits:
         return self.state.deadlines[key]
 
     def begin(
-        self, kind: WaitKind, step: int, *, until: datetime | None = None, reason: str = "", hint: str = ""
+        self,
+        kind: WaitKind,
+        step: int,
+        *,
+        until: datetime | None = None,
+        reason: str = "",
+        hint: str = "",
+        since: datetime | None = None,
     ) -> None:
-        """Show the wait in status and publish its phase."""
+        """Show the wait in status and publish its phase (``since``: when it began, if not now)."""
         state = self.state
         state.status.waiting_for = WaitingFor(
-            kind=kind, step=step, since=workflow.now(), until=until, reason=reason, hint=hint
+            kind=kind, step=step, since=since or workflow.now(), until=until, reason=reason, hint=hint
         )
         state.pause_hidden = state.legacy_phase_rules and kind != "resume" and bool(state.status.paused)
         self.events.publish()
@@ -125,7 +132,7 @@ class Waits:
             until = self.deadline(f"approval:{step}", timeout) if timeout is not None else None
             self._begin_gate(step, until)
             if await self.until(released, until):
-                self.end()
+                self._gate_released()
                 return
             assert timeout is not None
             message = f"step {step}: no approval within {format_duration(timeout)}"
@@ -138,14 +145,25 @@ class Waits:
         reason = f"no approval within {format_duration(approval.timeout)} (onTimeout: pause)"
         self._begin_gate(step, None, reason=reason)
         await self.until(released)
-        self.end()
+        self._gate_released()
 
     def _begin_gate(self, step: int, until: datetime | None, reason: str = "") -> None:
         announce = not self._waiting("approval", step)  # once per gate, not again in a new run
-        self.begin("approval", step, until=until, reason=reason, hint="approve (or promote) this step")
+        # A gate met again (in a new run, or held after its timeout) keeps the moment it began.
+        waiting = self.state.status.waiting_for
+        began = waiting.since if waiting is not None and not announce else None
+        hint = "approve (or promote) this step"
+        self.begin("approval", step, until=until, reason=reason, hint=hint, since=began)
         self.state.show_gate_progress(step)
         if announce:
             self.events.record("approvalRequested", step)
+
+    def _gate_released(self) -> None:
+        """The gate passed: how long it waited goes to the approval-wait metric."""
+        waiting = self.state.status.waiting_for
+        if waiting is not None:
+            self.events.metrics.approval_released(workflow.now() - waiting.since)
+        self.end()
 
     def _hold_timed_out_gate(self, step: int, message: str) -> None:
         """``onTimeout: pause``: hold for a person. Recorded as a ``paused`` event by

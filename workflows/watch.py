@@ -75,6 +75,7 @@ class AnalysisWatch:
                 # failing (a worker bug, a lost worker): note it and measure again next interval.
                 workflow.logger.warning("measure_metrics failed", extra={"error": str(error.cause)})
             else:
+                self.events.metrics.measured(measurement.verdict for measurement in result.measurements)
                 state.analysis_state = apply_measurements(analysis, state.analysis_state, result)
                 state.status.analysis = list(state.analysis_state.metrics.values())
                 outcome = assess_analysis(analysis, state.analysis_state)

@@ -6,11 +6,16 @@
 - Rollout specs: :func:`workflows.spec.validate_spec`.
 - Policy the issue asks for: non-root, read-only root filesystem, requests and limits, probes,
   a grace period longer than the worker's drain, least-privilege namespaced RBAC.
+- Metrics: the Prometheus scrape config (``promtool check config``), the prometheus-operator
+  PodMonitor (by shape: no CRD schema is carried for it) and the port they scrape, which is the
+  one ``SLUICE_METRICS_ADDRESS`` serves; the Grafana dashboard names only exported metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -30,7 +35,11 @@ from tests.support.kube_emulator import (
     KubeEmulator,
 )
 from tests.support.kube_fixtures import PROJECT_ROOT, SCHEMA_DIR, kube, read_back, schema_errors
+from tests.support.monitoring import DASHBOARD, SCRAPE_CONFIG, dashboard_queries, discovered_job
+from worker.metrics import TEMPORAL_SDK_METRICS
+from worker.settings import Settings
 from workflows.models import RouteInput, Weights
+from workflows.rollout_metrics import SLUICE_METRICS
 from workflows.spec import RolloutSpec, validate_spec
 
 __all__ = ["kube"]  # the fixture, imported so pytest finds it here
@@ -74,7 +83,35 @@ def group_of(doc: dict[str, Any]) -> str:
     return api_version.rsplit("/", 1)[0] if "/" in api_version else ""
 
 
+POD_MONITOR_KEYS = {
+    "": {"apiVersion", "kind", "metadata", "spec"},
+    "spec": {"selector", "podMetricsEndpoints", "namespaceSelector", "jobLabel", "podTargetLabels"},
+    "endpoint": {"port", "path", "interval", "scrapeTimeout", "scheme", "honorLabels", "relabelings",
+                 "metricRelabelings"},
+}  # fmt: skip
+
+
+def check_pod_monitor(doc: dict[str, Any], where: str) -> None:
+    """prometheus-operator's PodMonitor, by shape: no schema of its CRD is carried, so known keys
+    only (a misspelt one fails) and the types the scrape depends on."""
+    assert doc["apiVersion"] == "monitoring.coreos.com/v1", where
+    assert set(doc) <= POD_MONITOR_KEYS[""], where
+    spec = doc["spec"]
+    assert set(spec) <= POD_MONITOR_KEYS["spec"], where
+    labels = spec["selector"]["matchLabels"]
+    assert set(spec["selector"]) == {"matchLabels"} and all(isinstance(v, str) for v in labels.values()), (
+        where
+    )
+    assert spec["podMetricsEndpoints"], where
+    for endpoint in spec["podMetricsEndpoints"]:
+        assert set(endpoint) <= POD_MONITOR_KEYS["endpoint"], f"{where}: {endpoint}"
+        assert isinstance(endpoint["port"], str) and endpoint.get("path", "/metrics").startswith("/"), where
+
+
 def check_object(doc: dict[str, Any], where: str) -> None:
+    if (group_of(doc), doc.get("kind")) == ("monitoring.coreos.com", "PodMonitor"):
+        check_pod_monitor(doc, where)
+        return
     schema = CRD_SCHEMAS.get((group_of(doc), str(doc.get("kind"))))
     if schema is not None:
         assert schema_errors(doc, schema) == [], where
@@ -120,6 +157,8 @@ def test_every_file(path: Path) -> None:
                     assert (path.parent / patch["path"]).is_file(), f"{where}: {patch} is missing"
         elif "apiVersion" not in doc and "service" in doc:
             validate_spec(doc)  # a rollout spec: raises SpecError naming the field
+        elif "apiVersion" not in doc and "scrape_configs" in doc:
+            assert path.parent.name == "prometheus", where  # promtool checks it below
         elif path.resolve() in patch_files():
             assert doc.get("kind") and doc.get("metadata", {}).get("name"), where
         else:
@@ -161,6 +200,7 @@ def with_all_components(tmp_path: Path) -> Path:
                 "components": [
                     "deploy/components/delete-deployments",
                     "deploy/components/temporal-mtls",
+                    "deploy/components/prometheus-operator",
                 ],
             }
         )
@@ -223,6 +263,117 @@ def test_worker_deployment_is_hardened() -> None:
     writable = [m["mountPath"] for m in container["volumeMounts"]]
     assert any(health.startswith(m.rstrip("/") + "/") for m in writable)
     assert {"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_TASK_QUEUE"} <= set(config)
+
+
+# -- metrics: the port, the scrape config, the PodMonitor, the dashboard ---------------------
+
+POD_MONITOR = DEPLOY / "components" / "prometheus-operator" / "podmonitor.yaml"
+
+
+def worker_pod() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The worker Deployment's pod template metadata and its one container."""
+    template = documents(DEPLOY / "base" / "deployment.yaml")[0]["spec"]["template"]
+    (container,) = template["spec"]["containers"]
+    return template["metadata"], container
+
+
+def test_the_worker_serves_metrics_on_the_port_prometheus_scrapes() -> None:
+    config = documents(DEPLOY / "base" / "configmap.yaml")[0]["data"]
+    address = Settings.from_env(config).metrics_address  # what the worker reads, checked as it does
+    assert address == "0.0.0.0:9464"
+    port = int(address.rpartition(":")[2])
+    metadata, container = worker_pod()
+    assert {"name": "metrics", "containerPort": port, "protocol": "TCP"} in container["ports"]
+    annotations = metadata["annotations"]
+    assert annotations["prometheus.io/port"] == str(port)
+    assert annotations["prometheus.io/path"] == "/metrics"
+
+    # the plain Prometheus job keeps exactly the worker pods' port named "metrics", at /metrics
+    (job,) = documents(SCRAPE_CONFIG)[0]["scrape_configs"]
+    assert job["metrics_path"] == "/metrics"
+    keep = {r["source_labels"][0]: r["regex"] for r in job["relabel_configs"] if r.get("action") == "keep"}
+    assert keep.pop("__meta_kubernetes_pod_container_port_name") == "metrics"
+    pod_labels = {
+        "__meta_kubernetes_pod_label_" + re.sub(r"[^a-zA-Z0-9_]", "_", name): value
+        for name, value in metadata["labels"].items()
+    }
+    assert keep and all(re.fullmatch(regex, pod_labels[label]) for label, regex in keep.items())
+
+    # the PodMonitor selects the same pods and port
+    (monitor,) = documents(POD_MONITOR)
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= metadata["labels"].items()
+    assert [(e["port"], e["path"]) for e in monitor["spec"]["podMetricsEndpoints"]] == [
+        ("metrics", "/metrics")
+    ]
+
+
+def test_the_scrape_config_is_valid_prometheus_configuration(tmp_path: Path) -> None:
+    """promtool checks the job as written, with discovery swapped for its result (Debian's
+    Prometheus has no Kubernetes discovery; tests/worker/test_metrics.py scrapes a worker so)."""
+    promtool = require_binary("promtool")
+    config = tmp_path / "prometheus.yml"
+    config.write_text(yaml.safe_dump({"scrape_configs": [discovered_job({"127.0.0.1:9464": "metrics"})]}))
+    done = subprocess.run([promtool, "check", "config", str(config)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+EXPORTED_SERIES = {series for metric in (*SLUICE_METRICS, *TEMPORAL_SDK_METRICS) for series in metric.series}
+# a metric name is what stands right before a {selector} or a [range] in these queries
+METRIC_NAME = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?=[{\[])")
+
+
+def test_the_dashboard_names_only_metrics_the_worker_exports() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert dashboard["uid"] == "sluicegate"
+    panels = [panel for panel in dashboard["panels"] if panel["type"] != "row"]
+    assert all(panel["targets"] for panel in panels)
+    assert all(panel["datasource"]["uid"] == "${datasource}" for panel in panels)
+    used = set()
+    for title, query in dashboard_queries():
+        names = set(METRIC_NAME.findall(query.replace("label_values(", "label_values[")))
+        names.discard("label_values")
+        if title == "$service":
+            names = {query.split("(")[1].split(",")[0]}
+        assert names, f"{title}: no metric in {query}"
+        assert names <= EXPORTED_SERIES, f"{title}: {sorted(names - EXPORTED_SERIES)} are not exported"
+        used |= names
+    # every sluicegate metric has a panel
+    for metric in SLUICE_METRICS:
+        assert used & set(metric.series), f"no panel shows {metric.name}"
+    # no two panels overlap
+    cells = [
+        (x, y)
+        for panel in dashboard["panels"]
+        for x in range(panel["gridPos"]["x"], panel["gridPos"]["x"] + panel["gridPos"]["w"])
+        for y in range(panel["gridPos"]["y"], panel["gridPos"]["y"] + panel["gridPos"]["h"])
+    ]
+    assert len(cells) == len(set(cells))
+    assert max(x for x, _ in cells) < 24
+
+
+def readme_section(title: str) -> str:
+    text = (PROJECT_ROOT / "README.md").read_text()
+    start = text.index(f"\n## {title}\n")
+    return text[start : text.index("\n## ", start + 1)]
+
+
+def test_the_readme_documents_every_metric_and_the_scrape_job_as_shipped() -> None:
+    section = readme_section("Worker metrics")
+    rows = {
+        cells[1].strip("` "): cells
+        for line in section.splitlines()
+        if line.startswith("| `sluice_")
+        for cells in [line.split("|")]
+    }
+    for metric in SLUICE_METRICS:
+        cells = rows.pop(metric.name)
+        assert cells[2].strip() == metric.kind, metric.name
+        assert [label.strip("` ") for label in cells[3].split(",")] == list(metric.labels), metric.name
+    assert not rows, f"the README names metrics the worker does not export: {sorted(rows)}"
+    for metric in TEMPORAL_SDK_METRICS:
+        assert f"`{metric.name}`" in section, metric.name
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert yaml.safe_load(block) == documents(SCRAPE_CONFIG)[0]
 
 
 def rules(path: Path) -> set[tuple[str, str, str]]:

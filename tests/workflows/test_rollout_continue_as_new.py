@@ -40,6 +40,9 @@ async def test_long_approval_wait_continues_as_new_and_keeps_everything(
             handle, lambda s: s["runs"] >= 2 and s["phase"] == "WaitingForApproval"
         )
         assert status["waitingFor"]["until"] == first["waitingFor"]["until"]  # same deadline, not restarted
+        assert (
+            status["waitingFor"]["since"] == first["waitingFor"]["since"]
+        )  # the gate's start (approval wait)
         assert status["weights"] == {"stable": 90, "canary": 10}
         await handle.execute_update("approve", {"by": "alice", "step": 2})
         summary = await handle.result()
@@ -124,13 +127,14 @@ async def test_a_four_eyes_gate_held_after_its_timeout_keeps_its_approvals_acros
         handle = await client.start_workflow(
             "Rollout", spec, id=f"rollout-can-policy-{uuid.uuid4()}", task_queue=queue
         )
-        await wait_for_status(handle, lambda s: s["phase"] == "WaitingForApproval")
+        began = (await wait_for_status(handle, lambda s: s["phase"] == "WaitingForApproval"))["waitingFor"]
         await handle.execute_update("approve", {"by": "alice"})
         await wait_for_status(handle, lambda s: s["phase"] == "Paused")
         for number in range(30):
             await handle.signal("approve", {"by": f"mallory-{number}"})  # refused by the policy
         status = await wait_for_status(handle, lambda s: s["runs"] >= 2 and s["phase"] == "Paused")
         assert status["waitingFor"]["kind"] == "approval" and status["waitingFor"]["until"] is None
+        assert status["waitingFor"]["since"] == began["since"]  # held and carried on, the gate began then
         assert status["waitingFor"]["approvedBy"] == ["alice"]
         assert [c["reason"] for c in status["pauseConditions"]] == ["ApprovalTimedOut"]
         refused = [e["detail"]["reason"] for e in status["events"] if e["event"] == "signalRefused"]
