@@ -23,6 +23,10 @@ __all__ = ["ROUTE_BUSY_RETRY", "RouteOwnership"]
 ROUTE_OWNERSHIP_PATCH = "rollouts-own-their-route"
 ROUTE_BUSY_RETRY = timedelta(seconds=15)
 """How often a rollout with ``onRouteBusy: wait`` tries the route again."""
+# Runs from this patch on give a stale claim a moment to end after asking it to, instead of
+# asking again at once (older runs looped start-child / describe / signal until it had ended).
+STALE_CLAIM_PATCH = "stale-claim-settles"
+STALE_CLAIM_SETTLE = timedelta(seconds=1)
 
 
 class RouteOwnership:
@@ -58,6 +62,9 @@ class RouteOwnership:
                 break  # an earlier run of this rollout's id claimed it: ours
             if owner.claimed and not owner.running:
                 await self._release(claim_id, f"owner {owner.owner} is no longer running")
+                if workflow.patched(STALE_CLAIM_PATCH):
+                    # The claim checks that its owner is gone before it ends (an activity).
+                    await workflow.sleep(STALE_CLAIM_SETTLE)
                 continue
             if owner.claimed and self.spec.on_route_busy == "fail":
                 raise RolloutFailure(
