@@ -179,8 +179,11 @@ class Rollout:
     def _fail_invalid(self, error: SpecError) -> NoReturn:
         status = self.state.status
         status.phase, status.message, status.error_type = "Failed", str(error), error.error_type
-        raise ApplicationError(
-            str(error), {"problems": error.problems}, type=error.error_type, non_retryable=True
+        raise ApplicationError(  # typed in the message too: `temporal workflow result` shows only that
+            f"{error.error_type}: {error}",
+            {"problems": error.problems},
+            type=error.error_type,
+            non_retryable=True,
         )
 
     # -- messages: one decorated method per name and form, as Temporal needs; see workflows.inbox
