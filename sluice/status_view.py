@@ -131,10 +131,18 @@ def _gate_progress(status: Mapping[str, Any], waiting: Mapping[str, Any]) -> str
     if waiting.get("until"):
         text += f" until {_time(waiting['until'])}"
     still_needed = waiting.get("stillNeeded")
-    if still_needed:
+    if still_needed and _multi_approver(status, waiting):
         approved = ", ".join(waiting.get("approvedBy") or []) or "nobody yet"
         text += f" (approved by {approved}; {still_needed} more needed)"
     return text
+
+
+def _multi_approver(status: Mapping[str, Any], waiting: Mapping[str, Any]) -> bool:
+    """A gate that needs more than one approver, or has some approvals already: worth counting."""
+    if waiting.get("approvedBy"):
+        return True
+    steps = {step.get("index"): step for step in status.get("steps") or []}
+    return (steps.get(waiting.get("step"), {}).get("approvalsRequired") or 1) > 1
 
 
 def _weights_line(status: Mapping[str, Any]) -> Text:
@@ -284,7 +292,7 @@ def _approvals(status: Mapping[str, Any]) -> RenderableType | None:
         lines.append(line)
     if not approvals:
         lines.append(Text("  none yet", style="dim"))
-    if waiting.get("kind") == "approval" and waiting.get("stillNeeded"):
+    if waiting.get("kind") == "approval" and waiting.get("stillNeeded") and _multi_approver(status, waiting):
         approved = ", ".join(waiting.get("approvedBy") or []) or "nobody yet"
         lines.append(
             Text(
