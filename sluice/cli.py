@@ -246,7 +246,12 @@ def dev(
         console.print(f"  worker        task queue {stack.task_queue}, log {stack.worker.log_path}")
         console.print(
             "Start the example: temporal workflow start --type Rollout --task-queue rollouts "
-            "--workflow-id rollout-default-reviews --input-file examples/reviews-local.json"
+            "--workflow-id rollout-default-reviews --input-file examples/reviews-local.json",
+            highlight=False,
+        )
+        console.print(
+            "  (or: sluice start examples/reviews-local.yaml), then watch it: sluice status reviews --watch",
+            highlight=False,
         )
         stop.wait()
     except KeyboardInterrupt:
