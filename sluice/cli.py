@@ -34,6 +34,7 @@ from sluice._cli_base import (
     SluiceTyper,
     TaskQueue,
     connect_client,
+    default_by,
     make_console,
     print_json,
     run,
@@ -63,6 +64,8 @@ app = SluiceTyper(
 )
 console = make_console()
 errors = make_console(stderr=True)
+# The names commands used before the shared parts moved to sluice._cli_base.
+_client, _run, _default_by = connect_client, run, default_by
 
 
 def _version(value: bool) -> None:

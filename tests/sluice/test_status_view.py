@@ -255,3 +255,23 @@ def test_sender_text_cannot_restyle_the_view() -> None:
         f"sluice resume {ID} --by 'o'\"'\"'brien'",
         f"sluice approve {ID} --step 2 --by 'o'\"'\"'brien'",
     ]
+
+
+def test_an_approval_that_timed_out_and_holds_says_so() -> None:
+    status = plan([{"setWeight": 10}, {"approval": {"timeout": "4h", "onTimeout": "pause"}}])
+    advance(status, 2, (90, 10))
+    status.phase = "Paused"
+    timed_out = PauseCondition(
+        reason="ApprovalTimedOut", by="sluicegate", message="step 2: no approval within 4h", since=at(9)
+    )
+    status.pause_conditions = [timed_out]
+    status.waiting_for = WaitingFor(kind="approval", step=2, since=at(1))
+
+    text = render(status)
+
+    assert "approval timed out: step 2: no approval within 4h" in row(text, "phase")
+    assert "approval (timeout 4h, then pause)" in row(text, "▶ 2")
+    assert go_on_commands(status.as_json(), by="bob") == [
+        f"sluice resume {ID} --by bob",
+        f"sluice approve {ID} --step 2 --by bob",
+    ]
