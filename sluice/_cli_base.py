@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import getpass
 import json
+import os
 import socket
 import sys
 from collections.abc import Awaitable, Callable
@@ -113,11 +114,14 @@ Output = Annotated[
 
 
 def make_console(stderr: bool = False) -> Console:
-    """A console that wraps at the terminal's width, and not at all into a pipe or a file."""
+    """A console that wraps at the terminal's width, and not at all into a pipe or a file (tables
+    are laid out in ``COLUMNS`` or :data:`PIPED_WIDTH` columns there)."""
     stream = sys.stderr if stderr else sys.stdout
     if stream.isatty():
         return Console(stderr=stderr, soft_wrap=stderr)
-    return Console(stderr=stderr, width=PIPED_WIDTH, soft_wrap=True)
+    columns = os.environ.get("COLUMNS", "")
+    width = int(columns) if columns.isdigit() else PIPED_WIDTH
+    return Console(stderr=stderr, width=width, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:
