@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 from importlib.metadata import version
@@ -122,3 +123,18 @@ def sluice_dev_on(ports: dict[str, int], state_dir: Path) -> subprocess.Complete
     return subprocess.run(
         [python, "-c", program], capture_output=True, text=True, timeout=60, cwd=ROOT, check=False
     )
+
+
+def test_shell_completion_offers_commands_and_each_commands_own_options() -> None:
+    def complete(words: str) -> list[str]:
+        env = {**os.environ, "_SLUICE_COMPLETE": "complete_bash", "COMP_WORDS": words}
+        env["COMP_CWORD"] = str(len(words.split()) - 1)
+        done = subprocess.run(
+            [require_binary("sluice")], capture_output=True, text=True, timeout=60, env=env, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    assert complete("sluice st") == ["start", "status"]
+    assert complete("sluice promote x --i") == ["--ignore-window"]
+    assert complete("sluice approve x --f") == []
