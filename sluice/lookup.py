@@ -9,10 +9,11 @@ on a namespace without sluicegate's search attributes, whose id has that form).
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecution
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.events import SERVICE_SEARCH_ATTRIBUTE
@@ -66,6 +67,19 @@ async def resolve_rollout(client: Client, name: str) -> str:
     return matches[0].workflow_id
 
 
+async def _list(client: Client, query: str) -> AsyncIterator[WorkflowExecution]:
+    """``query``'s workflows; without its last condition where the server does not know that
+    operator (``STARTS_WITH`` is recent), the caller filters anyway."""
+    try:
+        async for execution in client.list_workflows(query):
+            yield execution
+    except RPCError as error:
+        if error.status != RPCStatusCode.INVALID_ARGUMENT:
+            raise
+        async for execution in client.list_workflows(query.rsplit(" AND ", 1)[0]):
+            yield execution
+
+
 async def running_rollouts_of(client: Client, service: str) -> list[RolloutMatch]:
     """The running rollouts of ``service``, newest first: those whose ``SluiceService`` says so,
     and those whose id has the default form (a rollout sets its search attributes only once its
@@ -79,7 +93,7 @@ async def running_rollouts_of(client: Client, service: str) -> list[RolloutMatch
         if error.status != RPCStatusCode.INVALID_ARGUMENT:  # an unknown search attribute
             raise
     pattern = re.compile(rf"^rollout-.+-{re.escape(service)}(-\d{{4}}-\d\d-\d\dT.*)?$")
-    async for execution in client.list_workflows(f"{RUNNING_ROLLOUTS} AND WorkflowId STARTS_WITH 'rollout-'"):
+    async for execution in _list(client, f"{RUNNING_ROLLOUTS} AND WorkflowId STARTS_WITH 'rollout-'"):
         named = execution.typed_search_attributes.get(SERVICE_SEARCH_ATTRIBUTE)
         if pattern.match(execution.id) and named in (None, service):
             found[execution.id] = RolloutMatch(execution.id, execution.start_time)

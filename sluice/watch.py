@@ -16,7 +16,8 @@ from typing import Any
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.text import Text
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import ApplicationError
 
 __all__ = ["POLL_INTERVAL", "Snapshot", "take_snapshot", "watch_rollout"]
 
@@ -51,7 +52,8 @@ class Snapshot:
 
 
 async def take_snapshot(client: Client, rollout_id: str) -> Snapshot:
-    """Query ``status`` and describe the workflow (a terminated rollout's status never ends)."""
+    """Query ``status`` and describe the workflow (a terminated rollout's status never ends); an
+    ended rollout that no worker answers for shows the status its result or failure carries."""
     handle = client.get_workflow_handle(rollout_id)
     status: dict[str, Any] | None = None
     problem = ""
@@ -62,7 +64,23 @@ async def take_snapshot(client: Client, rollout_id: str) -> Snapshot:
     description = await handle.describe()
     running = description.status in (None, WorkflowExecutionStatus.RUNNING)
     closed = None if running else description.status.name  # type: ignore[union-attr]
+    if status is None and closed is not None:
+        status = await _final_status(handle)
+        problem = "" if status is not None else problem
     return Snapshot(status, closed, problem)
+
+
+async def _final_status(handle: WorkflowHandle[Any, Any]) -> dict[str, Any] | None:
+    """An ended rollout's status without a worker: its result, or its failure's details."""
+    try:
+        result = await handle.result(follow_runs=False)
+    except WorkflowFailureError as error:
+        cause = error.cause
+        details = cause.details if isinstance(cause, ApplicationError) else ()
+        result = details[0] if details else None
+    except Exception:  # terminated, timed out, cancelled without details: nothing to show
+        return None
+    return result if isinstance(result, dict) and "rolloutId" in result else None
 
 
 async def watch_rollout(

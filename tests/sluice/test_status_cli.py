@@ -179,7 +179,8 @@ async def test_status_by_service_json_output_and_unknown_names(
     client: Client, task_queue: str, worker: Worker, address: str
 ) -> None:
     spec = dry_run_spec(TWO_GATES)
-    handle = await start_rollout(client, task_queue, spec)
+    scheduled = f"rollout-default-{spec['service']}-2026-12-05T03:00:00Z"  # a schedule's run id
+    handle = await client.start_workflow("Rollout", spec, id=scheduled, task_queue=task_queue)
     await wait_for_status(handle, waiting_at(2))
 
     by_service = await sluice("status", spec["service"], "--address", address)
@@ -281,3 +282,22 @@ async def test_an_invalid_spec_fails_with_its_type_first(
     assert (await failure_of(handle)).message.startswith(
         "InvalidSpec: invalid rollout spec: steps[0].setWeight"
     )
+
+
+async def test_an_ended_rollout_shows_its_status_without_a_worker(
+    client: Client, task_queue: str, address: str
+) -> None:
+    async with build_worker(client, task_queue):
+        succeeded = await start_rollout(client, task_queue, dry_run_spec([{"setWeight": 100}]))
+        await succeeded.result()
+        aborted = await start_rollout(client, task_queue, dry_run_spec(TWO_GATES))
+        await wait_for_status(aborted, waiting_at(2))
+        await aborted.execute_update("abort", {"by": "carol", "reason": "enough"})
+        await failure_of(aborted)
+    # No worker answers the query now: the view comes from the result and the failure's details.
+    shown = await sluice("status", succeeded.id, "--address", address)
+    assert shown.returncode == 0, shown.stderr
+    assert "phase  Succeeded  at step 1  rollout complete at 0% stable / 100% canary" in shown.stdout
+    shown = await sluice("status", aborted.id, "--watch", "--address", address)
+    assert shown.returncode == 1, shown.stderr
+    assert "phase  RolledBack  at step 2  RolloutAborted: aborted by carol: enough" in shown.stdout
