@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from workflows.judge import format_value
+from sluice._status_history import analysis, colon, events, format_time, notes, refused_signals, verification
 
 __all__ = ["BAR_WIDTH", "go_on_commands", "phase_reason", "render_status", "step_mark"]
 
 BAR_WIDTH = 30
-SHOWN_EVENTS = 8
-SHOWN_REFUSALS = 3
 FAILED_PHASES = frozenset({"RollingBack", "RolledBack", "Failed"})
 PHASE_STYLES = {
     "Succeeded": "bold green",
@@ -52,11 +49,11 @@ def render_status(
     for section in (
         _waiting(status, by),
         _approvals(status),
-        _verification(status),
-        _analysis(status, limits or {}),
-        _refused_signals(status),
-        _events(status),
-        _notes(status),
+        verification(status),
+        analysis(status, limits or {}),
+        refused_signals(status),
+        events(status),
+        notes(status),
     ):
         if section is not None:
             parts += [Text(), section]
@@ -73,7 +70,7 @@ def _header(status: Mapping[str, Any]) -> Text:
     if status.get("requestedBy"):
         text.append(f"  requested by {status['requestedBy']}")
     if status.get("startedAt"):
-        text.append(f"  started {_time(status['startedAt'])}", style="dim")
+        text.append(f"  started {format_time(status['startedAt'])}", style="dim")
     if (status.get("runs") or 1) > 1:
         text.append(f"  {status['runs']} workflow runs", style="dim")
     return text
@@ -102,34 +99,34 @@ def phase_reason(status: Mapping[str, Any]) -> str:
     if phase == "Paused" and conditions:
         return "; ".join(_pause_condition(condition) for condition in conditions)
     if waiting.get("kind") == "window":
-        until = f" until {_time(waiting['until'])}" if waiting.get("until") else ""
-        return f"waiting for a deployment window{until}" + _colon(waiting.get("reason"))
+        until = f" until {format_time(waiting['until'])}" if waiting.get("until") else ""
+        return f"waiting for a deployment window{until}" + colon(waiting.get("reason"))
     if waiting.get("kind") == "approval":
         return _gate_progress(status, waiting)
     if waiting.get("kind") == "bake":
-        until = f" until {_time(waiting['until'])}" if waiting.get("until") else ""
-        return f"baking{until}" + _colon(waiting.get("reason"))
+        until = f" until {format_time(waiting['until'])}" if waiting.get("until") else ""
+        return f"baking{until}" + colon(waiting.get("reason"))
     if waiting:
-        return f"waiting for {waiting.get('kind')}" + _colon(waiting.get("reason"))
+        return f"waiting for {waiting.get('kind')}" + colon(waiting.get("reason"))
     return ""
 
 
 def _pause_condition(condition: Mapping[str, Any]) -> str:
     reason, by, message = condition.get("reason"), condition.get("by", ""), condition.get("message", "")
-    since = f" (since {_time(condition['since'])})" if condition.get("since") else ""
+    since = f" (since {format_time(condition['since'])})" if condition.get("since") else ""
     if reason == "Drift":
         return f"drift: {message}{since}"
     if reason == "InconclusiveAnalysis":
         return f"analysis inconclusive: {message}{since}"
     if reason == "ApprovalTimedOut":
         return f"approval timed out: {message}{since}"
-    return f"paused by {by}" + _colon(message) + since
+    return f"paused by {by}" + colon(message) + since
 
 
 def _gate_progress(status: Mapping[str, Any], waiting: Mapping[str, Any]) -> str:
     text = f"waiting for approval of step {waiting.get('step')}"
     if waiting.get("until"):
-        text += f" until {_time(waiting['until'])}"
+        text += f" until {format_time(waiting['until'])}"
     still_needed = waiting.get("stillNeeded")
     if still_needed and _multi_approver(status, waiting):
         approved = ", ".join(waiting.get("approvedBy") or []) or "nobody yet"
@@ -261,11 +258,11 @@ def _waiting(status: Mapping[str, Any], by: str) -> RenderableType | None:
     lines: list[RenderableType] = []
     if waiting:
         text = Text.assemble(("waiting for ", "bold"), (str(waiting.get("kind")), "bold"))
-        text.append(f" at step {waiting.get('step')} since {_time(waiting.get('since'))}")
+        text.append(f" at step {waiting.get('step')} since {format_time(waiting.get('since'))}")
         if waiting.get("until"):
-            text.append(f", until {_time(waiting['until'])}")
+            text.append(f", until {format_time(waiting['until'])}")
         if not (waiting.get("kind") == "resume" and status.get("pauseConditions")):  # said in the phase line
-            text.append(_colon(waiting.get("reason")))
+            text.append(colon(waiting.get("reason")))
         lines.append(text)
         if waiting.get("kind") in ("window", "bake") and waiting.get("until"):
             lines.append(Text("  goes on by itself then; to go on now:", style="dim"))
@@ -284,7 +281,7 @@ def _approvals(status: Mapping[str, Any]) -> RenderableType | None:
     lines: list[RenderableType] = [Text("approvals", style="bold")]
     for approval in approvals:
         line = Text(
-            f"  step {approval.get('step')}  {approval.get('by')}  {_time(approval.get('at'))}  "
+            f"  step {approval.get('step')}  {approval.get('by')}  {format_time(approval.get('at'))}  "
             f"({approval.get('kind', 'approve')} by {approval.get('via', 'update')})"
         )
         if approval.get("comment"):
@@ -302,162 +299,3 @@ def _approvals(status: Mapping[str, Any]) -> RenderableType | None:
             )
         )
     return Group(*lines)
-
-
-# --- checks: the served split and the metrics ----------------------------------------------
-
-
-def _verification(status: Mapping[str, Any]) -> RenderableType | None:
-    verifications: Sequence[Mapping[str, Any]] = status.get("verifications") or []
-    if not verifications:
-        return None
-    last = verifications[-1]
-    result = last.get("result") or {}
-    expected = result.get("expected") or {}
-    text = Text.assemble(
-        ("last verification", "bold"), f"  step {last.get('step')}  {_time(last.get('at'))}  "
-    )
-    text.append(
-        f"served {result.get('stable', 0)} stable / {result.get('canary', 0)} canary "
-        f"of {result.get('samples', 0)} (expected {expected.get('stable')}/{expected.get('canary')})"
-    )
-    extra = [
-        f"{result[key]} {label}"
-        for key, label in (
-            ("otherAnswers", "other"),
-            ("unclassified", "unclassified"),
-            ("errors", "errors"),
-        )
-        if result.get(key)
-    ]
-    if extra:
-        text.append(f", {', '.join(extra)}")
-    if result.get("pValue") is not None:
-        text.append(f"  p={result['pValue']:.3g}")
-    text.append(
-        "  ok" if result.get("passed") else "  FAILED", style="green" if result.get("passed") else "bold red"
-    )
-    if result.get("reason") and not result.get("passed"):
-        text.append(f": {result['reason']}")
-    return text
-
-
-def _analysis(status: Mapping[str, Any], limits: Mapping[str, str]) -> RenderableType | None:
-    metrics: Sequence[Mapping[str, Any]] = status.get("analysis") or []
-    if not metrics:
-        return None
-    table = Table(title="analysis", title_justify="left", title_style="bold", box=None, padding=(0, 1))
-    for column in ("metric", "phase", "last value", "limit", "✓ ok", "✗ failed", "? no data", "! error"):
-        table.add_column(column, justify="right" if column[0] in "✓✗?!" else "left")
-    for metric in metrics:
-        measurements = metric.get("measurements") or []
-        last = measurements[-1] if measurements else None
-        phase = str(metric.get("phase", "Running"))
-        table.add_row(
-            Text(str(metric.get("name"))),
-            Text(
-                phase,
-                style="red"
-                if phase in ("Failed", "Error")
-                else ("yellow" if phase == "Inconclusive" else ""),
-            ),
-            Text(format_value(last.get("value")) if last else "-"),
-            Text(limits.get(str(metric.get("name"))) or _limit_from(last)),
-            str(metric.get("successful", 0)),
-            str(metric.get("failed", 0)),
-            str(metric.get("inconclusive", 0)),
-            str(metric.get("error", 0)),
-        )
-    if any(m.get("phase") != "Running" and m.get("message") for m in metrics):
-        notes = [
-            Text(f"  {m['message']}", style="dim")
-            for m in metrics
-            if m.get("phase") != "Running" and m.get("message")
-        ]
-        return Group(table, *notes)
-    return table
-
-
-def _limit_from(measurement: Mapping[str, Any] | None) -> str:
-    """A threshold as the judge wrote it into a measurement (``0.01 within max 0.05``)."""
-    message = str((measurement or {}).get("message", ""))
-    for marker in (" within ", " > ", " < "):
-        if marker in message:
-            return message.split(marker, 1)[1]
-    return "?"
-
-
-# --- what happened ---------------------------------------------------------------------
-
-
-def _refused_signals(status: Mapping[str, Any]) -> RenderableType | None:
-    refused = [e for e in status.get("events") or [] if e.get("event") == "signalRefused"]
-    total = (status.get("eventCounts") or {}).get("signalRefused", len(refused))
-    if not total:
-        return None
-    lines: list[RenderableType] = [Text(f"refused signals: {total} (not applied)", style="bold red")]
-    for event in refused[-SHOWN_REFUSALS:]:
-        lines.append(Text(f"  {_time(event.get('at'))}  {_describe_event(event)}", style="red"))
-    return Group(*lines)
-
-
-def _events(status: Mapping[str, Any]) -> RenderableType | None:
-    events: Sequence[Mapping[str, Any]] = status.get("events") or []
-    if not events:
-        return None
-    table = Table.grid(padding=(0, 1))
-    for _ in range(3):
-        table.add_column()
-    for event in events[-SHOWN_EVENTS:]:
-        refused = event.get("event") == "signalRefused"
-        table.add_row(
-            Text(_time(event.get("at")), style="dim"),
-            Text(f"step {event.get('step')}", style="dim"),
-            Text(_describe_event(event), style="red" if refused else ""),
-        )
-    total = sum((status.get("eventCounts") or {}).values()) or len(events)
-    return Group(Text(f"last events ({min(len(events), SHOWN_EVENTS)} of {total})", style="bold"), table)
-
-
-def _describe_event(event: Mapping[str, Any]) -> str:
-    name, by, detail = str(event.get("event")), str(event.get("by") or ""), dict(event.get("detail") or {})
-    if name == "signalRefused":
-        sender = f" from {by}" if by else ""
-        return f"signal {detail.get('signal', '?')}{sender} refused: {detail.get('reason', '')}"
-    if name == "weightsSet" and "canary" in detail:
-        return f"weights set to {detail.get('stable')}/{detail.get('canary')}"
-    text = name + (f" by {by}" if by else "")
-    shown = {k: v for k, v in detail.items() if v not in (None, "", [], {})}
-    if shown:
-        text += ": " + ", ".join(f"{key}={value}" for key, value in shown.items())
-    return text
-
-
-def _notes(status: Mapping[str, Any]) -> RenderableType | None:
-    lines = [Text(f"warning: {warning}", style="yellow") for warning in status.get("warnings") or []]
-    old = status.get("oldWorkload") or {}
-    if old.get("error"):
-        lines.append(Text(f"old workload NOT retired: {old['error']}", style="bold red"))
-    elif old.get("message"):
-        lines.append(Text(f"old workload: {old['message']}"))
-    return Group(*lines) if lines else None
-
-
-# --- small helpers ------------------------------------------------------------------------
-
-
-def _time(value: Any) -> str:
-    """``2026-12-05 04:44:12 UTC`` from the JSON's ISO time (as is when it is not one)."""
-    if not value:
-        return "?"
-    try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return str(value)
-    offset = moment.utcoffset()
-    zone = "UTC" if offset is not None and not offset else moment.strftime("%z")
-    return f"{moment:%Y-%m-%d %H:%M:%S} {zone}".strip()
-
-
-def _colon(text: Any) -> str:
-    return f": {text}" if text else ""
