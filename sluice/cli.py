@@ -1,27 +1,44 @@
-"""``sluice``: sugar over the Temporal client. Everything here is also doable with ``temporal``."""
+"""``sluice``: sugar over the Temporal client. Everything here is also doable with ``temporal``.
+
+The commands that look at and steer one rollout (``status``, ``approve``, ...) are in
+:mod:`sluice._cli_rollouts`; what all commands share (options, consoles, :class:`CliError`) in
+:mod:`sluice._cli_base`. A new command is a function here under ``@app.command()``.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
-import getpass
-import json
 import os
 import signal
-import socket
 import sys
 import threading
-from collections.abc import Awaitable, Callable
 from enum import StrEnum
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from temporalio.client import Client, WorkflowUpdateFailedError
+from rich.text import Text
+from temporalio.client import Client
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from sluice import listing
+from sluice import _cli_rollouts, listing
+from sluice._cli_base import (
+    Address,
+    CliError,
+    Namespace,
+    Output,
+    OutputFormat,
+    RolloutId,
+    SluiceGroup,
+    SluiceTyper,
+    TaskQueue,
+    connect_client,
+    default_by,
+    make_console,
+    print_json,
+    run,
+)
 from sluice.audit import audit_rows, to_csv, to_json
 from sluice.audit_table import print_audit
 from sluice.client import (
@@ -31,191 +48,122 @@ from sluice.client import (
     rollout_runs,
     start_rollout,
     still_running,
+    task_queue_pollers,
 )
 from sluice.demo import run_demo
 from sluice.stack import LocalStack, StackError, StackPorts
-from worker.client import connect
-from worker.settings import Settings, SettingsError
 from workflows.spec import SpecError
 
-__all__ = ["app", "main"]
+__all__ = ["CliError", "app", "main"]
 
-app = typer.Typer(
-    help="sluicegate: durable progressive delivery on Temporal.", no_args_is_help=True, add_completion=False
+app = SluiceTyper(
+    help="sluicegate: durable progressive delivery on Temporal.",
+    no_args_is_help=True,
+    add_completion=True,
+    cls=SluiceGroup,
 )
-console = Console()
-errors = Console(stderr=True)
-T = TypeVar("T")
-
-Address = Annotated[str, typer.Option(envvar="TEMPORAL_ADDRESS", help="Temporal frontend host:port.")]
-Namespace = Annotated[str, typer.Option(envvar="TEMPORAL_NAMESPACE", help="Temporal namespace.")]
-TaskQueue = Annotated[str, typer.Option(envvar="TEMPORAL_TASK_QUEUE", help="Task queue the workers poll.")]
-By = Annotated[str, typer.Option(help="Who acts (recorded in the rollout's audit trail). Default: $USER.")]
-RolloutId = Annotated[str, typer.Argument(help="Workflow id, e.g. rollout-default-reviews.")]
+console = make_console()
+errors = make_console(stderr=True)
+# The names commands used before the shared parts moved to sluice._cli_base.
+_client, _run, _default_by = connect_client, run, default_by
 
 
-class CliError(Exception):
-    """Printed as one line on stderr; the process exits 2."""
+def _version(value: bool) -> None:
+    if value:
+        try:
+            print(f"sluice {version('sluicegate')}")
+        except PackageNotFoundError:  # running from a source tree that was never installed
+            print("sluice (version unknown: not installed)")
+        raise typer.Exit()
 
 
-def _run(coroutine: Awaitable[T]) -> T:
-    return asyncio.run(coroutine)  # type: ignore[arg-type]
+@app.callback()
+def _main(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """sluicegate: durable progressive delivery on Temporal.
 
-
-async def _client(address: str, namespace: str) -> Client:
-    try:
-        settings = dataclasses.replace(Settings.from_env(), address=address, namespace=namespace)
-        # Temporal records this with every action; `sluice audit` compares it with the claimed --by.
-        return await connect(settings, identity=f"sluice:{_default_by()}@{socket.gethostname()}")
-    except SettingsError as error:
-        raise CliError(str(error)) from None
-    except RuntimeError as error:
-        raise CliError(f"cannot reach Temporal at {address}: {error} (is `sluice dev` running?)") from None
-
-
-def _default_by() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
-
-async def _message(
-    address: str, namespace: str, rollout: str, name: str, payload: dict[str, Any]
-) -> dict[str, Any]:
-    client = await _client(address, namespace)
-    handle = client.get_workflow_handle(rollout)
-    try:
-        result: dict[str, Any] = await handle.execute_update(name, payload)
-    except WorkflowUpdateFailedError as error:
-        raise CliError(f"{name} refused: {error.cause}") from None
-    except RPCError as error:
-        raise CliError(f"{name} failed: {error.message}") from None
-    return result
+    Exit codes: 0 done; 1 a watched rollout did not succeed (status --watch); 2 an error (one
+    line on stderr: a bad spec, a refusal, Temporal not reachable, a port in use).
+    """
 
 
 @app.command()
-def validate(spec_file: Annotated[Path, typer.Argument(help="Rollout spec (YAML or JSON).")]) -> None:
+def validate(
+    spec_file: Annotated[Path, typer.Argument(metavar="SPEC", help="Rollout spec (YAML or JSON).")],
+    output: Output = OutputFormat.text,
+) -> None:
     """Check a spec without starting anything."""
     _, spec = load_spec_file(spec_file)
+    if output is OutputFormat.json:
+        print_json(
+            {"file": str(spec_file), "valid": True, "workflowId": spec.workflow_id, "steps": len(spec.steps)}
+        )
+        return
     console.print(f"{spec_file}: valid; workflow id {spec.workflow_id}, {len(spec.steps)} steps after step 0")
 
 
 @app.command()
 def start(
-    spec_file: Annotated[Path, typer.Argument(help="Rollout spec (YAML or JSON).")],
-    workflow_id: Annotated[str | None, typer.Option(help="Default: rollout-<namespace>-<service>.")] = None,
+    spec_file: Annotated[Path, typer.Argument(metavar="SPEC", help="Rollout spec (YAML or JSON).")],
+    workflow_id: Annotated[
+        str | None, typer.Option(metavar="ID", help="Default: rollout-<namespace>-<service>.")
+    ] = None,
+    output: Output = OutputFormat.text,
     address: Address = "127.0.0.1:7233",
     namespace: Namespace = "default",
     task_queue: TaskQueue = "rollouts",
 ) -> None:
-    """Validate a spec and start its rollout (same as `temporal workflow start --type Rollout`)."""
+    """Validate a spec and start its rollout (same as `temporal workflow start --type Rollout`).
+
+    Warns on stderr when no worker polls the task queue (the rollout is started all the same)."""
     data, spec = load_spec_file(spec_file)
 
-    async def go() -> str:
-        client = await _client(address, namespace)
+    async def go() -> tuple[str, str | None, int | None]:
+        client = await connect_client(address, namespace)
         try:
             handle = await start_rollout(client, data, spec, task_queue, workflow_id)
+        except WorkflowAlreadyStartedError as error:
+            raise CliError(await _already_running(client, error.workflow_id)) from None
         except RPCError as error:
             raise CliError(f"cannot start: {error.message}") from None
-        return handle.id
+        return handle.id, handle.result_run_id, await task_queue_pollers(client, task_queue)
 
-    started = _run(go())
-    console.print(f"started {started}; follow it with: sluice status {started}")
-
-
-@app.command()
-def status(
-    rollout: RolloutId,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the raw status JSON.")] = False,
-    address: Address = "127.0.0.1:7233",
-    namespace: Namespace = "default",
-) -> None:
-    """Show phase, step, weights, what it waits for, approvals and checks."""
-
-    async def go() -> dict[str, Any]:
-        client = await _client(address, namespace)
-        try:
-            result: dict[str, Any] = await client.get_workflow_handle(rollout).query("status")
-        except RPCError as error:
-            raise CliError(f"cannot query {rollout}: {error.message}") from None
-        return result
-
-    current = _run(go())
-    if as_json:
-        print(json.dumps(current, indent=2))
+    started, run_id, pollers = run(go())
+    if pollers == 0:
+        errors.print(
+            f"warning: no worker polls task queue {task_queue!r} in namespace {namespace}: the rollout "
+            "is started but nothing runs it until a worker polls that queue (a typo in "
+            "--task-queue / TEMPORAL_TASK_QUEUE?)",
+            highlight=False,
+            markup=False,
+        )
+    if output is OutputFormat.json:
+        print_json(
+            {"workflowId": started, "runId": run_id, "taskQueue": task_queue, "workerPolling": pollers != 0}
+        )
         return
-    weights = current.get("weights") or {}
-    console.print(
-        f"[bold]{current['rolloutId']}[/bold] phase [cyan]{current['phase']}[/cyan] "
-        f"step {current['currentStep']} weights {weights.get('stable')}/{weights.get('canary')}"
+    console.print(f"started {started}; follow it with: sluice status {started} --watch", highlight=False)
+
+
+async def _already_running(client: Client, workflow_id: str) -> str:
+    """What to say when the id is taken by a running workflow: since when, and what to do."""
+    try:
+        described = await client.get_workflow_handle(workflow_id).describe()
+        since = f"started {described.start_time:%Y-%m-%d %H:%M:%S} UTC" if described.start_time else "running"
+    except RPCError:
+        since = "running"
+    return (
+        f"{workflow_id} is already running ({since}); one rollout of a service at a time: follow it with "
+        f"`sluice status {workflow_id} --watch`, abort it with `sluice abort {workflow_id}`, or start under "
+        "another --workflow-id"
     )
-    if current.get("waitingFor"):
-        waiting = current["waitingFor"]
-        console.print(
-            f"  waiting for {waiting['kind']} at step {waiting['step']} since {waiting['since']}"
-            + (f" until {waiting['until']}" if waiting.get("until") else "")
-            + (f": {waiting['reason']}" if waiting.get("reason") else "")
-            + f" ({waiting.get('hint', '')})"
-        )
-        if waiting.get("stillNeeded"):  # a gate still short of its approvals
-            who = ", ".join(waiting.get("approvedBy") or []) or "nobody yet"
-            console.print(f"  approved by {who}; {waiting['stillNeeded']} more distinct approver(s) needed")
-    for step in current["steps"]:
-        console.print(f"  {step['index']:>2} {step['state']:<8} {step['description']}")
-    for approval in current["approvals"]:
-        console.print(
-            f"  approved step {approval['step']} by {approval['by']} at {approval['at']} "
-            f"via {approval['via']} {approval['comment']}"
-        )
-    if current.get("message"):
-        console.print(f"  {current['message']}")
 
 
-def _message_command(name: str, doc: str, extra: Callable[..., dict[str, Any]]) -> None:
-    def command(
-        rollout: RolloutId,
-        by: By = "",
-        comment: Annotated[str, typer.Option(help="Recorded with the action.")] = "",
-        step: Annotated[int | None, typer.Option(help="approve: refuse unless waiting at this step.")] = None,
-        full: Annotated[bool, typer.Option(help="promote: go straight to 100%.")] = False,
-        ignore_window: Annotated[
-            bool, typer.Option(help="promote: move traffic now although no deployment window is open.")
-        ] = False,
-        address: Address = "127.0.0.1:7233",
-        namespace: Namespace = "default",
-    ) -> None:
-        payload = {"by": by or _default_by(), **extra(comment=comment, step=step, full=full)}
-        if ignore_window and name == "promote":
-            payload["ignoreWindow"] = True
-        result = _run(_message(address, namespace, rollout, name, payload))
-        console.print(f"{result['message']} (phase {result['phase']}, step {result['currentStep']})")
-
-    command.__doc__ = doc
-    app.command(name=name)(command)
-
-
-_message_command(
-    "approve",
-    "Pass the approval gate the rollout waits at.",
-    lambda comment, step, full: {"comment": comment, **({"step": step} if step is not None else {})},
-)
-_message_command(
-    "abort",
-    "Roll back to 100% stable now (--comment is the reason).",
-    lambda comment, step, full: {"reason": comment},
-)
-_message_command(
-    "pause",
-    "Hold at the current weights (--comment is the reason).",
-    lambda comment, step, full: {"reason": comment},
-)
-_message_command("resume", "Go on after a pause.", lambda comment, step, full: {"comment": comment})
-_message_command(
-    "promote",
-    "Skip the current wait; --full goes straight to 100%; --ignore-window overrides a window once.",
-    lambda comment, step, full: {"comment": comment, "full": full},
-)
+_cli_rollouts.register(app)
 
 
 class AuditOutput(StrEnum):
@@ -241,7 +189,7 @@ def audit(
     claimed `by` and the identity of the client that sent it (MISMATCH when they differ)."""
 
     async def go() -> tuple[list[Any], dict[str, Any] | None]:
-        client = await _client(address, namespace)
+        client = await connect_client(address, namespace)
         try:
             runs = await rollout_runs(client, rollout, run_id)
         except RolloutNotFound as error:
@@ -257,10 +205,10 @@ def audit(
             )
         return runs, status
 
-    runs, status = _run(go())
+    runs, status = run(go())
     rows = audit_rows(runs, status)
     if output is AuditOutput.json:
-        print(json.dumps(to_json(rollout, runs, rows), indent=2))
+        print_json(to_json(rollout, runs, rows))
     elif output is AuditOutput.csv:
         sys.stdout.write(to_csv(rows))
     else:
@@ -303,17 +251,21 @@ def list_command(
 @app.command()
 def dev(
     state_dir: Annotated[
-        Path, typer.Option(help="Where the dev server's database, Envoy's files and logs live.")
+        Path,
+        typer.Option(metavar="DIR", help="Where the dev server's database, Envoy's files and logs live."),
     ] = Path(".sluice"),
     fresh: Annotated[
-        bool, typer.Option(help="Reset the route to 100% stable (the database is kept).")
+        bool, typer.Option("--fresh", help="Reset the route to 100% stable (the database is kept).")
     ] = False,
 ) -> None:
-    """Run the local stack on loopback until Ctrl-C: Temporal, Envoy, two backends, a worker."""
-    stack = LocalStack(state_dir, StackPorts())
+    """Run the local stack on loopback until Ctrl-C: Temporal, Envoy, two backends, a worker.
+
+    Ports 7233 (Temporal), 8233 (its UI), 10000 (Envoy), 9901 (Envoy admin), 9081 and 9082 (the
+    backends) must be free: one in use is a one-line error naming it, exit 2."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
+        stack = LocalStack(state_dir, StackPorts())
         stack.start(reset_routes=fresh)
     except StackError as error:
         raise CliError(str(error)) from None
@@ -330,7 +282,12 @@ def dev(
         console.print(f"  worker        task queue {stack.task_queue}, log {stack.worker.log_path}")
         console.print(
             "Start the example: temporal workflow start --type Rollout --task-queue rollouts "
-            "--workflow-id rollout-default-reviews --input-file examples/reviews-local.json"
+            "--workflow-id rollout-default-reviews --input-file examples/reviews-local.json",
+            highlight=False,
+        )
+        console.print(
+            "  (or: sluice start examples/reviews-local.yaml), then watch it: sluice status reviews --watch",
+            highlight=False,
         )
         stop.wait()
     except KeyboardInterrupt:
@@ -343,9 +300,11 @@ def dev(
 @app.command()
 def demo(
     interactive: Annotated[
-        bool, typer.Option(help="Wait for you to approve with the temporal CLI instead.")
+        bool, typer.Option("--interactive", help="Wait for you to approve with the temporal CLI instead.")
     ] = False,
-    state_dir: Annotated[Path, typer.Option(help="Scratch directory (wiped first).")] = Path(".sluice/demo"),
+    state_dir: Annotated[Path, typer.Option(metavar="DIR", help="Scratch directory (wiped first).")] = Path(
+        ".sluice/demo"
+    ),
     bad_canary: Annotated[
         bool,
         typer.Option(
@@ -364,10 +323,14 @@ def demo(
     2 when the stack could not start (e.g. prometheus missing: apt-get install prometheus).
     """
     try:
-        code = _run(run_demo(state_dir, interactive, console, bad_canary=bad_canary))
+        code = run(run_demo(state_dir, interactive, console, bad_canary=bad_canary))
     except StackError as error:
         raise CliError(str(error)) from None
     raise typer.Exit(code)
+
+
+def _fail(message: str) -> None:
+    errors.print(Text.assemble(("error:", "red"), " ", " ".join(message.split())), highlight=False)
 
 
 def main() -> None:
@@ -378,10 +341,18 @@ def main() -> None:
     except SystemExit as done:  # typer exits with the command's code (2 for usage errors)
         code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     except (SpecError, CliError) as error:
-        errors.print(f"[red]error:[/red] {error}", highlight=False)
+        _fail(str(error))
         code = 2
     except KeyboardInterrupt:
         code = 130
+    except RPCError as error:  # Temporal said no where no command expected it
+        _fail(f"Temporal: {error.message}")
+        code = 2
+    except Exception as error:  # one line, as promised; SLUICE_DEBUG=1 shows where it came from
+        if os.environ.get("SLUICE_DEBUG"):
+            errors.print_exception()
+        _fail(f"{type(error).__name__}: {error} (SLUICE_DEBUG=1 shows the traceback)")
+        code = 2
     sys.stdout.flush()
     sys.stderr.flush()
     # The Temporal client's Rust runtime can abort a short-lived process at interpreter exit;

@@ -9,20 +9,25 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, TaskQueueKind, TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from sluice.audit import RunHistory
+from workflows.analysis import AnalysisSpec
 from workflows.spec import RolloutSpec, SpecError, validate_spec
 
 __all__ = [
     "RolloutNotFound",
     "live_status",
     "load_spec_file",
+    "metric_limits",
     "rollout_runs",
     "start_rollout",
     "still_running",
+    "task_queue_pollers",
 ]
 
 STATUS_QUERY_TIMEOUT = timedelta(seconds=5)
@@ -124,3 +129,31 @@ async def live_status(client: Client, rollout_id: str, run: RunHistory) -> dict[
     except Exception:  # no worker, a worker too old to answer: the audit goes on without it
         return None
     return status
+
+
+async def metric_limits(client: Client, rollout_id: str) -> dict[str, str]:
+    """Each analysis metric's thresholds as people read them (``max 0.05``), from the spec the
+    rollout was started with (the first event of its newest run); empty when it cannot be read."""
+    try:
+        async for event in client.get_workflow_handle(rollout_id).fetch_history_events(page_size=1):
+            payloads = event.workflow_execution_started_event_attributes.input.payloads
+            spec = json.loads(payloads[0].data) if payloads else {}
+            analysis = AnalysisSpec.model_validate(spec["analysis"]) if spec.get("analysis") else None
+            return {metric.name: metric.threshold() for metric in analysis.metrics} if analysis else {}
+    except Exception:  # an old or odd spec: the view reads the limits from the measurements
+        return {}
+    return {}
+
+
+async def task_queue_pollers(client: Client, task_queue: str) -> int | None:
+    """How many workers polled ``task_queue`` for workflow tasks lately (None: could not ask)."""
+    request = DescribeTaskQueueRequest(
+        namespace=client.namespace,
+        task_queue=TaskQueue(name=task_queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    )
+    try:
+        described = await client.workflow_service.describe_task_queue(request)
+    except RPCError:
+        return None
+    return len(described.pollers)

@@ -84,7 +84,8 @@ class Inbox:
         what a replayed run does."""
         _, refusal = self._refusal(name, payload)
         if refusal is not None:
-            raise ValueError(refusal)
+            # Typed like the handler's refusal: callers see `MessageRefused`, not a Python ValueError.
+            raise ApplicationError(refusal, type="MessageRefused", non_retryable=True)
 
     def update(self, name: str, payload: Any) -> MessageResult:
         """An update that passed :meth:`validate`: check the rules again (another message may have

@@ -59,7 +59,9 @@ class Rollback:
         await ownership.release()
         await events.drain()
         await workflow.wait_condition(workflow.all_handlers_finished)
-        raise ApplicationError(status.message, status.as_json(), type=failure.error_type, non_retryable=True)
+        # The message starts with the type: `temporal workflow result` shows the message only.
+        message = f"{failure.error_type}: {status.message}"
+        raise ApplicationError(message, status.as_json(), type=failure.error_type, non_retryable=True)
 
     async def restore_stable(self, failure: RolloutFailure) -> str:
         """Rollback: 100% stable (if traffic was touched), then a check of what is served.

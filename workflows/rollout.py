@@ -179,8 +179,11 @@ class Rollout:
         status.phase, status.message, status.error_type = "Failed", str(error), error.error_type
         self.events.metrics.spec_refused()
         await self._publish_invalid()
-        raise ApplicationError(
-            str(error), {"problems": error.problems}, type=error.error_type, non_retryable=True
+        raise ApplicationError(  # typed in the message too: `temporal workflow result` shows only that
+            f"{error.error_type}: {error}",
+            {"problems": error.problems},
+            type=error.error_type,
+            non_retryable=True,
         )
 
     async def _publish_invalid(self) -> None:

@@ -8,6 +8,7 @@ file (so a restart resumes rollouts), Envoy's bootstrap and RDS file, and each p
 from __future__ import annotations
 
 import asyncio
+import errno
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,8 +74,12 @@ class LocalStack:
         self.state_dir = self.state_dir.resolve()
         self.temporal = TemporalDevServer(self.state_dir, self.ports.temporal, self.ports.temporal_ui)
         # The backends bind their ports now (the plane lets them go if a binary is missing).
-        self.stable = Backend(self.stable_name, self.ports.stable_backend)
-        self.canary = Backend(self.canary_name, self.ports.canary_backend)
+        self.stable = _bind_backend(self.stable_name, self.ports.stable_backend)
+        try:
+            self.canary = _bind_backend(self.canary_name, self.ports.canary_backend)
+        except StackError:
+            self.stable.stop()
+            raise
         self.plane = DataPlane(
             self.state_dir,
             [self.stable, self.canary],
@@ -109,9 +114,12 @@ class LocalStack:
 
     def start(self, reset_routes: bool = True) -> Self:
         """Start every piece (refusing ports in use); on a failure, stop what started."""
-        for port in (self.ports.temporal, self.ports.envoy, self.ports.envoy_admin):
-            if port_open(port):
-                raise StackError(f"port 127.0.0.1:{port} is already in use (another `sluice dev`?)")
+        fixed = (self.ports.temporal, self.ports.temporal_ui, self.ports.envoy, self.ports.envoy_admin)
+        for port in fixed:
+            if port is not None and port_open(port):
+                self.stable.stop()  # bound when the stack was made: let them go
+                self.canary.stop()
+                raise StackError(port_in_use(port))
         try:
             # Each piece is listed before it starts: one that fails half-way is stopped too.
             self.started.append(self.plane)
@@ -180,6 +188,20 @@ class LocalStack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def port_in_use(port: int) -> str:
+    """The one line that says a port the stack needs is taken."""
+    return f"port 127.0.0.1:{port} is already in use (another `sluice dev` or `sluice demo`?)"
+
+
+def _bind_backend(name: str, port: int) -> Backend:
+    try:
+        return Backend(name, port)
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise StackError(port_in_use(port)) from None
+        raise StackError(f"cannot listen on 127.0.0.1:{port} for {name}: {error.strerror}") from None
 
 
 async def _running_owner(address: str, claim_id: str) -> str | None:

@@ -174,7 +174,7 @@ def test_route_edited_by_hand_during_verification_fails_and_rolls_back(
 
     failure = failure_of(cli.result(workflow_id))
     assert failure["applicationFailureInfo"]["type"] == "VerificationFailed", failure["message"]
-    assert failure["message"].startswith("step 1: expected 90/10 but sampled")
+    assert failure["message"].startswith("VerificationFailed: step 1: expected 90/10 but sampled")
     status = cli.status(workflow_id)
     assert status["phase"] == "RolledBack"
     assert weights_set(status) == [(0, 0), (1, 10)]  # never reached 20
