@@ -19,6 +19,8 @@ starts: the analysis must roll it back by itself at 10% (``AnalysisFailed``), an
 from __future__ import annotations
 
 import asyncio
+import json
+import shlex
 import shutil
 from collections import Counter
 from datetime import datetime
@@ -27,10 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.live import Live
 from rich.markup import escape
+from rich.text import Text
 from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
+from sluice._cli_base import default_by
 from sluice.client import load_spec_file, start_rollout
 from sluice.stack import Fault, LocalStack, StackPorts, WebhookReceiver, free_port, sample_versions
 from worker.client import connect
@@ -185,32 +190,75 @@ def _new_measurements(status: dict[str, Any], shown: dict[str, int]) -> list[dic
     return fresh
 
 
-def _paste_commands(console: Console, address: str, workflow_id: str, step: int) -> None:
+def _go_on_commands(address: str, workflow_id: str, step: int, user: str) -> list[str]:
+    """The ``temporal`` commands that act on the gate at ``step``, ready to paste as they are
+    (names filled in: no ``$USER`` that may be empty; the JSON quoted for the shell)."""
     base = f"temporal --address {address}"
-    user = "'$USER'"
-    console.print(
-        f"\n[bold]Waiting for approval at step {step}.[/bold] In another terminal (with .venv/bin on PATH):"
-    )
     approvers = FOUR_EYES_APPROVERS if step == FOUR_EYES_GATE else (user,)
-    if step == FOUR_EYES_GATE:
-        console.print(
-            f"  (two distinct approvers of {', '.join(FOUR_EYES_APPROVERS)}, sre-* must pass this gate; "
-            "try the same name twice, or carol, who requested the rollout)"
-        )
-    for approver in approvers:
-        console.print(
-            f"  {base} workflow update execute --workflow-id {workflow_id} --name approve "
-            f'--input \'{{"by": "{approver}", "step": {step}}}\'',
-            highlight=False,
-        )
-    console.print(
-        f'  {base} workflow signal --workflow-id {workflow_id} --name approve --input \'{{"by": "{user}"}}\''
+    update = f"{base} workflow update execute --workflow-id {workflow_id}"
+    lines = [
+        f"{update} --name approve --input {shlex.quote(json.dumps({'by': by, 'step': step}))}"
+        for by in approvers
+    ]
+    signal = json.dumps({"by": approvers[0]})
+    lines.append(
+        f"{base} workflow signal --workflow-id {workflow_id} --name approve --input {shlex.quote(signal)}"
     )
-    console.print(f"  {base} workflow query --workflow-id {workflow_id} --name status")
-    console.print(
-        f"  {base} workflow update execute --workflow-id {workflow_id} --name abort "
-        f'--input \'{{"by": "{user}", "reason": "demo"}}\''
-    )
+    lines.append(f"{base} workflow query --workflow-id {workflow_id} --name status")
+    abort = json.dumps({"by": user, "reason": "demo"})
+    lines.append(f"{update} --name abort --input {shlex.quote(abort)}")
+    return lines
+
+
+class _GateCommands:
+    """Shows the commands that end the current wait. On a terminal they stay below everything
+    else printed (a live footer) until the gate passes; into a pipe they are printed once."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.live: Live | None = None
+        if console.is_terminal:
+            self.live = Live(Text(""), console=console, auto_refresh=False, transient=True)
+            self.live.start()
+
+    def show(self, step: int, commands: list[str]) -> None:
+        header = f"Waiting for approval at step {step}. In another terminal (with .venv/bin on PATH):"
+        if step == FOUR_EYES_GATE:
+            header += (
+                f"\n  (two distinct approvers of {', '.join(FOUR_EYES_APPROVERS)}, sre-* must pass this "
+                "gate; try the same name twice, or carol, who requested the rollout)"
+            )
+        body = Text(header + "\n" + "\n".join(f"  {line}" for line in commands), style="bold")
+        if self.live is not None:
+            self.live.update(body, refresh=True)
+        else:
+            self.console.print()
+            self.console.print(body, highlight=False, soft_wrap=True)
+
+    def clear(self) -> None:
+        if self.live is not None:
+            self.live.update(Text(""), refresh=True)
+
+    def stop(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+
+OUTSIDE_ACTIONS = frozenset(
+    {"approved", "promoted", "paused", "resumed", "abortRequested", "signalRefused", "windowOverridden"}
+)
+"""Events an interactive demo echoes: what people did from another terminal."""
+
+
+def _outside_action_line(event: dict[str, Any]) -> str:
+    """``  from outside: approved by dana at step 2 (update)``"""
+    detail = event.get("detail") or {}
+    via = f" ({detail['via']})" if detail.get("via") else ""
+    line = f"  [magenta]from outside[/magenta]: {event['event']} by {escape(event.get('by') or '?')}"
+    line += f" at step {event['step']}{via}"
+    if event["event"] == "signalRefused":
+        line += f": {escape(str(detail.get('reason', '')))}"
+    return line
 
 
 async def _approve_gate(handle: WorkflowHandle[Any, Any], console: Console, step: int) -> None:
@@ -244,32 +292,50 @@ async def _follow(
     canary: str,
     notifications: _Notifications,
 ) -> dict[str, Any]:
+    """Print what happens until the rollout ends; pass each gate (or, ``interactive``, show the
+    commands that pass it and echo what people do from outside)."""
     shown_verifications = 0
     shown_measurements: dict[str, int] = {}
+    events_seen = 0
     announced_gate: int | None = None
-    while True:
-        status: dict[str, Any] = await handle.query("status")
-        for verification in status["verifications"][shown_verifications:]:
-            console.print(_split_line(verification, stable, canary), highlight=False)
-        shown_verifications = len(status["verifications"])
-        for measurement in _new_measurements(status, shown_measurements):
-            console.print(_measurement_line(measurement, status), highlight=False)
-        notifications.print_new()
-        waiting = status.get("waitingFor")
-        if waiting and waiting["kind"] == "approval" and announced_gate != waiting["step"]:
-            announced_gate = waiting["step"]
-            weights = status["weights"]
-            console.print(
-                f"[cyan]step {waiting['step']}[/cyan]: {weights['stable']}% {stable} / "
-                f"{weights['canary']}% {canary}, waiting for approval"
-            )
-            if interactive:
-                _paste_commands(console, address, handle.id, waiting["step"])
-            else:
-                await _approve_gate(handle, console, waiting["step"])
-        if status["phase"] in ("Succeeded", "RolledBack", "Failed"):
-            return status
-        await asyncio.sleep(0.2)
+    commands = _GateCommands(console) if interactive else None
+    try:
+        while True:
+            status: dict[str, Any] = await handle.query("status")
+            for verification in status["verifications"][shown_verifications:]:
+                console.print(_split_line(verification, stable, canary), highlight=False)
+            shown_verifications = len(status["verifications"])
+            for measurement in _new_measurements(status, shown_measurements):
+                console.print(_measurement_line(measurement, status), highlight=False)
+            notifications.print_new()
+            # Every event ever recorded is counted; the newest ones are in the list.
+            total = sum(status.get("eventCounts", {}).values())
+            if commands is not None:
+                for event in status["events"][len(status["events"]) - (total - events_seen) :]:
+                    if event["event"] in OUTSIDE_ACTIONS:
+                        console.print(_outside_action_line(event), highlight=False)
+            events_seen = total
+            waiting = status.get("waitingFor")
+            at_gate = waiting["step"] if waiting and waiting["kind"] == "approval" else None
+            if at_gate is not None and announced_gate != at_gate:
+                announced_gate = at_gate
+                weights = status["weights"]
+                console.print(
+                    f"[cyan]step {at_gate}[/cyan]: {weights['stable']}% {stable} / "
+                    f"{weights['canary']}% {canary}, waiting for approval"
+                )
+                if commands is not None:
+                    commands.show(at_gate, _go_on_commands(address, handle.id, at_gate, default_by()))
+                else:
+                    await _approve_gate(handle, console, at_gate)
+            elif at_gate is None and commands is not None:
+                commands.clear()
+            if status["phase"] in ("Succeeded", "RolledBack", "Failed"):
+                return status
+            await asyncio.sleep(0.2)
+    finally:
+        if commands is not None:
+            commands.stop()
 
 
 class _Notifications:
@@ -391,7 +457,7 @@ async def run_demo(
         if bad_canary:
             code = _judge_bad_canary(console, status, failure, split, stable, canary)
         elif failure is not None:
-            console.print(f"[red]rollout {status['phase']}[/red] ({failure.type}): {failure.message}")
+            console.print(f"[red]rollout {status['phase']}[/red]: {escape(failure.message)}")
             _print_split(console, split, stable, canary)
             code = EXIT_FAILED
         else:
@@ -417,7 +483,7 @@ def _judge_bad_canary(
     if failure is not None:
         console.print(
             f"[bold]Rolled back by the analysis[/bold] ({failure.type}, phase {status['phase']}, "
-            f"highest canary weight {highest}%): {failure.message}",
+            f"highest canary weight {highest}%): {escape(status['message'])}",
             highlight=False,
         )
     _print_split(console, split, stable, canary)

@@ -170,6 +170,10 @@ def test_interactive_demo_goes_on_with_the_commands_it_prints(
     assert len(answers) == 4, output  # dana at steps 2 and 4, alice and bob at step 6
     assert "step 6: approval 1 of 2 by alice" in answers[2] and "step 6 approved by alice, bob" in answers[3]
     assert "Approvals: step 2 by dana, step 4 by dana, step 6 by alice, step 6 by bob" in output
+    assert "'$USER'" not in output and '"by": "dana"' in output  # commands that work as pasted
+    # What people did from the other terminal is echoed.
+    assert "from outside: approved by dana at step 2 (update)" in output
+    assert "from outside: approved by bob at step 6 (update)" in output
     notified = re.findall(r"notification to demo-chat: (.*)", output)
     assert sum("waiting for approval at step" in line for line in notified) == 3, notified
     assert "reviews: rollout succeeded" in notified[-1], notified
