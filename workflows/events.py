@@ -1,4 +1,4 @@
-"""The rollout's one event sink: record an event, log it, publish the phase.
+"""The rollout's one event sink: record an event, log it, publish the phase and current details.
 
 Like Argo Rollouts' ``recorder.Eventf``, one call does everything that follows from something
 having happened, so no component keeps its own audit list or touches search attributes.
@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.models import EventRecord
     from workflows.notifier import Notifier
     from workflows.notify_spec import NotifySink
+    from workflows.ui_details import CurrentDetails
 
 __all__ = ["PHASE_SEARCH_ATTRIBUTE", "QUIET_EVENTS", "SERVICE_SEARCH_ATTRIBUTE", "EventSink"]
 
@@ -29,13 +30,15 @@ SERVICE_SEARCH_ATTRIBUTE = SearchAttributeKey.for_keyword("SluiceService")
 
 class EventSink:
     """Appends to the bounded ``status.events``, counts per kind, logs, keeps the
-    ``SluicePhase`` search attribute equal to the derived phase, and starts the notifications
-    the spec's ``notify`` sinks ask for."""
+    ``SluicePhase`` search attribute equal to the derived phase, keeps the Temporal UI's current
+    details up to date, and starts the notifications the spec's ``notify`` sinks ask for."""
 
     def __init__(self, state: RolloutState, sinks: list[NotifySink] | None = None) -> None:
         self.state = state
         self.search_attributes = False
         """Set once the namespace has said it knows sluicegate's search attributes."""
+        self.details = CurrentDetails(workflow.set_current_details)
+        """The Temporal UI's "Current details" (:mod:`workflows.ui_details`), shown on every change."""
         self.notifier = Notifier(
             sinks or [], state, lambda event, step, by, detail: self.record(event, step, by=by, detail=detail)
         )
@@ -47,6 +50,7 @@ class EventSink:
         # A flood of refused signals must not flood the log (or slow the workflow task down).
         level = logging.DEBUG if event in QUIET_EVENTS else logging.INFO
         workflow.logger.log(level, event, extra={"step": step, "by": by, "detail": detail or {}})
+        self.details.show(self.state)
         self.notifier.recorded(record)
 
     async def drain(self) -> None:
@@ -58,13 +62,16 @@ class EventSink:
         if self.search_attributes:
             workflow.upsert_search_attributes([SERVICE_SEARCH_ATTRIBUTE.value_set(service)])
             workflow.upsert_search_attributes([PHASE_SEARCH_ATTRIBUTE.value_set(self.state.status.phase)])
+        self.details.show(self.state)
 
     def publish(self) -> None:
         """Show the phase derived from the state now (and upsert it when it changed)."""
         phase = derive_phase(self.state)
         if phase == self.state.status.phase:
+            self.details.show(self.state)  # what it waits for may change without the phase
             return
         self.state.status.phase = phase
+        self.details.show(self.state)
         if self.search_attributes:
             workflow.upsert_search_attributes([PHASE_SEARCH_ATTRIBUTE.value_set(phase)])
 

@@ -88,6 +88,8 @@ class Rollout:
         if self.spec is not None:
             self.state.approval_rules = self.spec.approval_rules()
         self.events = EventSink(self.state, self.spec.notify if self.spec is not None else None)
+        if self.spec is not None:
+            self.events.details.name_versions(self.spec)
         self.inbox = Inbox(self.state, self.events)
 
     @workflow.run
@@ -179,6 +181,7 @@ class Rollout:
     def _fail_invalid(self, error: SpecError) -> NoReturn:
         status = self.state.status
         status.phase, status.message, status.error_type = "Failed", str(error), error.error_type
+        self.events.details.show(self.state)
         raise ApplicationError(
             str(error), {"problems": error.problems}, type=error.error_type, non_retryable=True
         )
