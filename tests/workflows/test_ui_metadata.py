@@ -1,11 +1,18 @@
 """What the Temporal UI reads of a rollout, on a real dev server: the static summary and details
-``sluice start`` sets, the current details the workflow keeps (the ``__temporal_workflow_metadata``
-query the UI asks), and the summaries its activities and timers carry in the history."""
+``sluice start`` (or the README's ``temporal`` recipes) sets, the current details the workflow
+keeps (the ``__temporal_workflow_metadata`` query the UI asks), and the summaries its activities
+and timers carry in the history."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import json
+import subprocess
+import time
 import uuid
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
@@ -14,6 +21,7 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowHandle
 
 from sluice.client import start_rollout
+from tests.support.binaries import require_binary
 from tests.support.rollouts import dry_run_spec, wait_for_status
 from worker.main import build_worker
 from workflows.models import ApproveInput
@@ -95,3 +103,37 @@ async def test_a_rollout_at_a_gate_shows_summary_current_details_and_a_named_tim
     assert scheduled[-1] == "setWeight 100"
     claims = await summaries(client, handle, EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED)
     assert claims == [f"claim route {spec.route_identity()}"]
+
+
+async def test_the_readme_recipes_static_summary_reaches_the_ui(
+    client: Client, task_queue: str, tmp_path: Path
+) -> None:
+    """``temporal workflow start`` and ``temporal schedule create`` with ``--static-summary``, as
+    the README's recipes run them (no worker needed: the summary is the start's)."""
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps(dry_run_spec([{"setWeight": 10}])))
+    summary = "reviews: reviews-v1 → reviews-v2, 1 step (dryRun)"
+    temporal = [require_binary("temporal")]
+    connection = ["--address", client.service_client.config.target_host, "--task-queue", task_queue]
+    started = f"rollout-cli-{uuid.uuid4()}"
+    schedule = f"nightly-{uuid.uuid4()}"
+    run = functools.partial(subprocess.run, check=True, capture_output=True, timeout=60)
+    run([*temporal, "workflow", "start", "--type", "Rollout", *connection, "--workflow-id", started,
+         "--input-file", str(spec_file), "--static-summary", summary])  # fmt: skip
+    run([*temporal, "schedule", "create", "--schedule-id", schedule, "--type", "Rollout", *connection,
+         "--workflow-id", f"{started}-scheduled", "--cron", "0 3 * * 1-5", "--input-file", str(spec_file),
+         "--static-summary", summary])  # fmt: skip
+    try:
+        run([*temporal, "schedule", "trigger", "--schedule-id", schedule, "--address", connection[1]])
+        scheduled: list[str] = []
+        deadline = time.monotonic() + 30
+        while not scheduled and time.monotonic() < deadline:
+            scheduled = [w.id async for w in client.list_workflows(f'TemporalScheduledById="{schedule}"')]
+            await asyncio.sleep(0.2)
+        assert len(scheduled) == 1
+        for workflow_id in (started, scheduled[0]):
+            handle = client.get_workflow_handle(workflow_id)
+            assert await (await handle.describe()).static_summary() == summary
+            await handle.terminate("test over")
+    finally:
+        run([*temporal, "schedule", "delete", "--schedule-id", schedule, "--address", connection[1]])
