@@ -22,7 +22,7 @@ from temporalio.client import Client, WorkflowHandle
 
 from sluice.client import start_rollout
 from tests.support.binaries import require_binary
-from tests.support.rollouts import dry_run_spec, wait_for_status
+from tests.support.rollouts import dry_run_spec, failure_of, wait_for_status
 from worker.main import build_worker
 from workflows.models import ApproveInput
 from workflows.spec import validate_spec
@@ -137,3 +137,19 @@ async def test_the_readme_recipes_static_summary_reaches_the_ui(
             await handle.terminate("test over")
     finally:
         run([*temporal, "schedule", "delete", "--schedule-id", schedule, "--address", connection[1]])
+
+
+async def test_a_rollout_refused_at_start_says_why_in_its_current_details(
+    client: Client, task_queue: str
+) -> None:
+    async with build_worker(client, task_queue):
+        handle = await client.start_workflow(
+            "Rollout",
+            dry_run_spec([{"setWieght": 10}]),
+            id=f"rollout-ui-{uuid.uuid4()}",
+            task_queue=task_queue,
+        )
+        await failure_of(handle)
+        details = await current_details(handle)
+    assert details.startswith("**Failed**")
+    assert "- **outcome:** InvalidSpec: " in details and "setWieght" in details
