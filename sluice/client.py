@@ -18,6 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from sluice.audit import RunHistory
 from workflows.analysis import AnalysisSpec
 from workflows.spec import RolloutSpec, SpecError, validate_spec
+from workflows.ui_details import static_details, static_summary
 
 __all__ = [
     "RolloutNotFound",
@@ -58,9 +59,15 @@ def load_spec_file(path: Path | Traversable) -> tuple[dict[str, Any], RolloutSpe
 async def start_rollout(
     client: Client, data: dict[str, Any], spec: RolloutSpec, task_queue: str, workflow_id: str | None = None
 ) -> WorkflowHandle[Any, Any]:
-    """Start ``Rollout`` with the user's own spec data (what ``temporal workflow start`` would send)."""
+    """Start ``Rollout`` with the user's own spec data (what ``temporal workflow start`` would send),
+    with the Temporal UI's summary and details of the plan (see :mod:`workflows.ui_details`)."""
     return await client.start_workflow(
-        "Rollout", data, id=workflow_id or spec.workflow_id, task_queue=task_queue
+        "Rollout",
+        data,
+        id=workflow_id or spec.workflow_id,
+        task_queue=task_queue,
+        static_summary=static_summary(spec),
+        static_details=static_details(spec),
     )
 
 

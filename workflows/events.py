@@ -1,4 +1,4 @@
-"""The rollout's one event sink: record an event, log it, publish the phase.
+"""The rollout's one event sink: record an event, log it, publish the phase and current details.
 
 Like Argo Rollouts' ``recorder.Eventf``, one call does everything that follows from something
 having happened, so no component keeps its own audit list or touches search attributes.
@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         attribute_updates,
         listed_values,
     )
+    from workflows.ui_details import CurrentDetails
 
 __all__ = ["PHASE_SEARCH_ATTRIBUTE", "QUIET_EVENTS", "SERVICE_SEARCH_ATTRIBUTE", "EventSink"]
 
@@ -32,9 +33,10 @@ QUIET_EVENTS = frozenset({"signalRefused"})
 
 class EventSink:
     """Appends to the bounded ``status.events``, counts per kind, logs, keeps the search
-    attributes equal to the status (see :mod:`workflows.search_attributes`), starts the
-    notifications the spec's ``notify`` sinks ask for, and counts what the rollout's metrics count
-    (``router``: the router kind they are labelled with)."""
+    attributes equal to the status (see :mod:`workflows.search_attributes`), keeps the Temporal
+    UI's current details up to date, starts the notifications the spec's ``notify`` sinks ask for,
+    and counts what the rollout's metrics count (``router``: the router kind they are labelled
+    with)."""
 
     def __init__(self, state: RolloutState, sinks: list[NotifySink] | None = None, router: str = "") -> None:
         self.state = state
@@ -44,6 +46,8 @@ class EventSink:
         self.listing = False
         """The run took the listing patch: all five search attributes follow every change.
         Older runs publish ``SluicePhase`` and ``SluiceService`` only, as they did."""
+        self.details = CurrentDetails(workflow.set_current_details)
+        """The Temporal UI's "Current details" (:mod:`workflows.ui_details`), shown on every change."""
         self.notifier = Notifier(
             sinks or [], state, lambda event, step, by, detail: self.record(event, step, by=by, detail=detail)
         )
@@ -55,6 +59,7 @@ class EventSink:
         # A flood of refused signals must not flood the log (or slow the workflow task down).
         level = logging.DEBUG if event in QUIET_EVENTS else logging.INFO
         workflow.logger.log(level, event, extra={"step": step, "by": by, "detail": detail or {}})
+        self.details.show(self.state)
         self.notifier.recorded(record)
         self.metrics.recorded(record)
         self.sync()
@@ -70,6 +75,7 @@ class EventSink:
         elif self.search_attributes:
             workflow.upsert_search_attributes([SERVICE_SEARCH_ATTRIBUTE.value_set(service)])
             workflow.upsert_search_attributes([PHASE_SEARCH_ATTRIBUTE.value_set(self.state.status.phase)])
+        self.details.show(self.state)
 
     def publish(self) -> None:
         """Show the phase derived from the state now (and upsert it when it changed)."""
@@ -78,6 +84,7 @@ class EventSink:
             self.state.status.phase = phase
             if self.search_attributes and not self.listing:
                 workflow.upsert_search_attributes([PHASE_SEARCH_ATTRIBUTE.value_set(phase)])
+        self.details.show(self.state)  # what it waits for may change without the phase
         self.sync()
 
     def sync(self) -> None:

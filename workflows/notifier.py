@@ -23,6 +23,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
+    from workflows import timeline
     from workflows.carried import RolloutState
     from workflows.errors import failure_from
     from workflows.models import EventRecord
@@ -120,6 +121,7 @@ class Notifier:
                 schedule_to_close_timeout=sink.delivery_timeout,
                 start_to_close_timeout=min(ATTEMPT_TIMEOUT, sink.delivery_timeout),
                 retry_policy=DELIVERY_RETRY,
+                summary=timeline.notify(sink.name, message.event),
             )
         except ActivityError as error:
             reason = failure_from(error)

@@ -10,6 +10,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
+    from workflows import timeline
     from workflows.carried import RolloutState
     from workflows.errors import RolloutFailure
     from workflows.events import EventSink
@@ -53,6 +54,7 @@ class RouteOwnership:
                     ClaimInput(route=route, owner=me),
                     id=claim_id,
                     parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                    static_summary=timeline.claim_route(route),
                 )
                 break
             except WorkflowAlreadyStartedError:
@@ -97,6 +99,7 @@ class RouteOwnership:
             result_type=ClaimOwner,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(maximum_attempts=5),
+            summary=timeline.route_owner(claim_id),
         )
         return owner
 
@@ -111,5 +114,6 @@ class RouteOwnership:
             reason=f"the route is owned by running rollout {owner.owner}",
             hint=f"wait, or abort this rollout; the owner's claim is {owner.claim_id}",
         )
-        await self.waits.until(lambda: False, workflow.now() + ROUTE_BUSY_RETRY)
+        retry = workflow.now() + ROUTE_BUSY_RETRY
+        await self.waits.until(lambda: False, retry, timeline.route_busy_retry(ROUTE_BUSY_RETRY))
         self.waits.end()

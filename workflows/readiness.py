@@ -15,6 +15,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from workflows import timeline
     from workflows._durations import format_duration
     from workflows.carried import RolloutState
     from workflows.errors import RolloutFailure
@@ -52,6 +53,7 @@ class CanaryReadiness:
                 result_type=Readiness,
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=RetryPolicy(maximum_attempts=3),
+                summary=timeline.canary_ready(),
             )
             if found.ready:
                 break
@@ -60,7 +62,8 @@ class CanaryReadiness:
                 message = f"step {step}: the canary was not ready within {waited}: {found.reason}"
                 raise RolloutFailure("CanaryNotReady", message)
             self.waits.begin("ready", step, until=deadline, reason=found.reason, hint="abort to give up")
-            await self.waits.until(lambda: False, min(deadline, workflow.now() + LOOK_AGAIN))
+            look_again = min(deadline, workflow.now() + LOOK_AGAIN)
+            await self.waits.until(lambda: False, look_again, timeline.canary_retry(LOOK_AGAIN))
             self.waits.end()
         self.state.canary_ready = True
         self.events.record("canaryReady", step, detail={"reason": found.reason})

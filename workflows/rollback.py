@@ -14,6 +14,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from workflows import timeline
     from workflows.errors import RolloutFailure, failure_from
     from workflows.models import RouteState, SetWeightsInput
     from workflows.ownership import RouteOwnership
@@ -110,7 +111,7 @@ class Rollback:
                 self.traffic.events.record(
                     "rollbackRetrying", self.traffic.state.status.current_step, detail=detail
                 )
-                await workflow.sleep(pause)
+                await workflow.sleep(pause, summary=timeline.rollback_retry(pause))
                 pause = min(pause * 2, timedelta(seconds=30))
 
     async def _set_stable(self, retry: RetryPolicy, patience: timedelta) -> RouteState:
@@ -121,5 +122,6 @@ class Rollback:
             start_to_close_timeout=timedelta(seconds=60),
             schedule_to_close_timeout=patience,
             retry_policy=retry,
+            summary=timeline.ROLLBACK,
         )
         return route

@@ -89,6 +89,8 @@ class Rollout:
             self.state.approval_rules = self.spec.approval_rules()
         notify, router = (self.spec.notify, self.spec.router.kind) if self.spec is not None else (None, "")
         self.events = EventSink(self.state, notify, router=router)
+        if self.spec is not None:
+            self.events.details.name_versions(self.spec)
         self.inbox = Inbox(self.state, self.events)
 
     @workflow.run
@@ -179,6 +181,7 @@ class Rollout:
         status.phase, status.message, status.error_type = "Failed", str(error), error.error_type
         self.events.metrics.spec_refused()
         await self._publish_invalid()
+        self.events.details.show(self.state)
         raise ApplicationError(  # typed in the message too: `temporal workflow result` shows only that
             f"{error.error_type}: {error}",
             {"problems": error.problems},

@@ -117,5 +117,6 @@ async def namespace_knows(keys: Sequence[SearchAttributeKey[str] | SearchAttribu
         result_type=bool,
         start_to_close_timeout=timedelta(seconds=10),
         retry_policy=RetryPolicy(maximum_attempts=3),
+        summary="check search attributes",
     )
     return known

@@ -16,6 +16,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from workflows import timeline
     from workflows._durations import format_duration
     from workflows.carried import RolloutState
     from workflows.errors import RolloutFailure, cause_type, failure_from
@@ -79,6 +80,7 @@ class Traffic:
             self.route_input(RouteInput),
             result_type=RouteState,
             start_to_close_timeout=timedelta(seconds=30),
+            summary=timeline.READ_ROUTE,
             retry_policy=ROUTE_RETRY,
         )
         self._note_warnings(state)
@@ -101,6 +103,7 @@ class Traffic:
             step,
             "set_weights",
             lambda expected: self.route_input(SetWeightsInput, weights=weights, expected=expected),
+            timeline.set_weight(weights),
         )
         self.state.last_set = weights
         self.state.status.weights = route.weights()
@@ -109,7 +112,7 @@ class Traffic:
         self.on_shifted(weights)
 
     async def _change_route(
-        self, step: int, activity: str, route_input: Callable[[Weights | None], RouteInput]
+        self, step: int, activity: str, route_input: Callable[[Weights | None], RouteInput], summary: str
     ) -> RouteState:
         """Run a route-changing activity that refuses to overwrite a route changed behind the
         rollout's back; on drift, hold for a person, and once resumed overwrite what they saw."""
@@ -126,6 +129,7 @@ class Traffic:
                     retry_policy=ROUTE_RETRY,
                     # Waiting for a cancelled change to finish keeps it from landing after a rollback.
                     cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                    summary=summary,
                 )
                 self._note_warnings(state)
                 return state
@@ -187,11 +191,13 @@ class Traffic:
             start_to_close_timeout=timeout,
             heartbeat_timeout=timedelta(seconds=30),
             retry_policy=SAMPLE_RETRY,
+            summary=timeline.verify_split(weights, rolling_back=rolling_back),
         )
         self.state.status.verifications.append(
             VerificationRecord(step=step, at=workflow.now(), result=result)
         )
         self.events.metrics.verified(result.passed)
+        self.events.details.show(self.state)
         if not result.passed and not rolling_back:
             raise RolloutFailure(
                 "VerificationFailed",
@@ -208,6 +214,7 @@ class Traffic:
             step,
             "remove_old_route",
             lambda expected: self.route_input(RemoveOldInput, remove_old=remove_old, expected=expected),
+            timeline.remove_old(),
         )
         self.state.last_set = ALL_CANARY
         self.state.status.weights = route.weights()
@@ -220,7 +227,7 @@ class Traffic:
         """After ``delay`` (proxies stop sending to the old pods first), scale or delete them.
         Traffic is already 100% canary: a failure here is reported, never rolled back."""
         delay = f"waiting {format_duration(remove_old.delay)} before retiring {remove_old.deployment}"
-        await self.waits.sleep(step, remove_old.delay, delay)
+        await self.waits.sleep(step, remove_old.delay, delay, timeline.retire_delay(remove_old))
         self.state.stage = "Progressing"
         self.events.publish()
         status = self.state.status
@@ -231,6 +238,7 @@ class Traffic:
                 result_type=OldWorkload,
                 start_to_close_timeout=timedelta(seconds=60),
                 retry_policy=ROUTE_RETRY,
+                summary=timeline.retire_old(remove_old),
             )
             self.events.record("oldWorkloadRetired", step, detail=status.old_workload.model_dump(mode="json"))
         except ActivityError as error:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from workflows import timeline
     from workflows._durations import format_duration
     from workflows.carried import RolloutState
     from workflows.errors import RolloutFailure
@@ -84,13 +85,18 @@ class Waits:
         self.state.status.waiting_for = None
         self.state.pause_hidden = False
 
-    async def until(self, condition: Callable[[], bool], deadline: datetime | None = None) -> bool:
-        """Wait for ``condition`` (True) or ``deadline`` (False); continue-as-new when suggested."""
+    async def until(
+        self, condition: Callable[[], bool], deadline: datetime | None = None, summary: str | None = None
+    ) -> bool:
+        """Wait for ``condition`` (True) or ``deadline`` (False); continue-as-new when suggested.
+        ``summary`` names the deadline's timer in the Temporal UI (:mod:`workflows.timeline`)."""
         self.check_stop()
         timeout = None if deadline is None else max(timedelta(0), deadline - workflow.now())
         try:
             await workflow.wait_condition(
-                lambda: condition() or workflow.info().is_continue_as_new_suggested(), timeout=timeout
+                lambda: condition() or workflow.info().is_continue_as_new_suggested(),
+                timeout=timeout,
+                timeout_summary=summary if timeout is not None else None,
             )
         except builtins.TimeoutError:
             return False
@@ -131,7 +137,8 @@ class Waits:
             timeout = approval.timeout
             until = self.deadline(f"approval:{step}", timeout) if timeout is not None else None
             self._begin_gate(step, until)
-            if await self.until(released, until):
+            summary = timeline.approval_gate(step, timeout) if timeout is not None else None
+            if await self.until(released, until, summary):
                 self._gate_released()
                 return
             assert timeout is not None
@@ -179,7 +186,9 @@ class Waits:
         if pause.duration is not None:
             until = self.deadline(f"pause:{step}", pause.duration)
             self.begin("bake", step, until=until, hint="promote to skip the bake")
-            await self.until(lambda: step in self.state.released_steps, until)
+            await self.until(
+                lambda: step in self.state.released_steps, until, timeline.bake(step, pause.duration)
+            )
         else:
             announce = not self._waiting("resume", step)
             self.begin("resume", step, reason="pause step", hint="resume or promote")
@@ -192,12 +201,12 @@ class Waits:
         """Stay ``duration`` at a new weight while analysis watches (``promote`` skips it)."""
         until = self.deadline(f"bake:{step}", duration)
         self.begin("bake", step, until=until, reason="analysis bake", hint="promote to skip the bake")
-        await self.until(lambda: step in self.state.released_steps, until)
+        await self.until(lambda: step in self.state.released_steps, until, timeline.bake(step, duration))
         self.state.take_release(step)  # a promote of the bake must not also pass a later wait
         self.end()
 
-    async def sleep(self, step: int, duration: timedelta, reason: str) -> None:
+    async def sleep(self, step: int, duration: timedelta, reason: str, summary: str) -> None:
         """A fixed delay shown as a bake (not skippable: e.g. before retiring the old workload)."""
         self.begin("bake", step, until=workflow.now() + duration, reason=reason)
-        await workflow.sleep(duration)
+        await workflow.sleep(duration, summary=summary)
         self.end()

@@ -15,6 +15,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
+    from workflows import timeline
     from workflows.analysis import AnalysisSpec
     from workflows.carried import RolloutState
     from workflows.events import EventSink
@@ -67,6 +68,7 @@ class AnalysisWatch:
                     result_type=MeasureResult,
                     start_to_close_timeout=analysis.interval + timedelta(seconds=30),
                     retry_policy=RetryPolicy(maximum_attempts=3),
+                    summary=timeline.measure([metric.name for metric in analysis.metrics]),
                 )
             except ActivityError as error:
                 if self._stopping or is_cancelled_exception(error):
@@ -78,6 +80,7 @@ class AnalysisWatch:
                 self.events.metrics.measured(measurement.verdict for measurement in result.measurements)
                 state.analysis_state = apply_measurements(analysis, state.analysis_state, result)
                 state.status.analysis = list(state.analysis_state.metrics.values())
+                self.events.details.show(state)
                 outcome = assess_analysis(analysis, state.analysis_state)
                 if outcome.phase == "Failed":
                     self.failure = outcome.message
@@ -91,4 +94,4 @@ class AnalysisWatch:
                         by="analysis",
                         detail={"reason": outcome.message},
                     )
-            await workflow.sleep(analysis.interval)
+            await workflow.sleep(analysis.interval, summary=timeline.measure_interval(analysis.interval))

@@ -24,6 +24,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from workflows import timeline
     from workflows.carried import RolloutState
     from workflows.events import EventSink
     from workflows.spec import RolloutSpec
@@ -52,7 +53,7 @@ class WindowGate:
             return
         shown: WindowDecision | None = None  # the wait last recorded as an event
         while True:
-            decision = await self._ask()
+            decision = await self._ask(change)
             if decision.open:
                 if shown is not None:
                     opened = {"change": change, "reason": decision.reason}
@@ -71,23 +72,24 @@ class WindowGate:
                 return
             await self.waits.hold_while_paused(step)
 
-    async def _ask(self) -> WindowDecision:
+    async def _ask(self, change: str) -> WindowDecision:
         decision: WindowDecision = await workflow.execute_local_activity(
             "deployment_window",
             WindowInput(windows=self.spec.windows or [], blackouts=self.spec.blackouts, now=workflow.now()),
             result_type=WindowDecision,
             start_to_close_timeout=timedelta(seconds=10),
             retry_policy=RetryPolicy(maximum_attempts=5),
+            summary=timeline.window_check(change),
         )
         return decision
 
     async def _wait(self, step: int, decision: WindowDecision) -> bool:
         """Wait for the opening (re-asked at least weekly); True when ``ignoreWindow`` ended it."""
         self.waits.begin("window", step, until=decision.until, reason=decision.reason, hint=OVERRIDE_HINT)
-        deadline = workflow.now() + ASK_AGAIN_AFTER
-        if decision.until is not None:
-            deadline = min(deadline, decision.until)
-        released = await self.waits.until(lambda: self.state.window_released, deadline)
+        ask_again = workflow.now() + ASK_AGAIN_AFTER
+        deadline = ask_again if decision.until is None else min(ask_again, decision.until)
+        summary = timeline.window_wait(step, decision.until, ask_again)
+        released = await self.waits.until(lambda: self.state.window_released, deadline, summary)
         self.waits.end()
         return released
 
