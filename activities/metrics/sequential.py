@@ -7,7 +7,7 @@ retried activity counts the same interval again from the same baseline, and cont
 carries the evidence on. A measurement without a reading (a counter query with no answer, a
 provider error) gives the state back as it came.
 
-Counters come from Prometheus (four instant queries, evaluated concurrently) or from an Envoy
+Counters come from Prometheus (four instant queries, evaluated at one instant) or from an Envoy
 admin endpoint (``upstream_rq_5xx`` and ``upstream_rq_completed`` of the clusters named as the
 canary and stable hosts).
 """
@@ -43,6 +43,9 @@ async def _from_prometheus(spec: SequentialSpec, stable: str, canary: str, field
     hosts = {"canary": canary, "stable": stable}
     queries = {"canary": spec.canary, "stable": spec.stable}
 
+    # one instant for all four, so they come from the same scrape
+    at = datetime.now(UTC)
+
     async def one(version: str, counter: str) -> float | None:
         query = getattr(queries[version], counter).replace(DESTINATION_PLACEHOLDER, hosts[version])
         source = PrometheusMetricSource(
@@ -52,7 +55,7 @@ async def _from_prometheus(spec: SequentialSpec, stable: str, canary: str, field
             bearer_token_file=server.bearer_token_file,
             timeout=server.timeout,
         )
-        return await PrometheusProvider(source, field=f"{field}.prometheus").run_query(query)
+        return await PrometheusProvider(source, field=f"{field}.prometheus").run_query(query, at)
 
     values = await asyncio.gather(*(one(version, counter) for version, counter, _ in _COUNTERS))
     missing = [
