@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import math
 import random
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
 from workflows.analysis import AnalysisSpec
+from workflows.carried import RolloutState
+from workflows.judge import apply_measurements
+from workflows.measurements import Measurement, MeasureResult
 from workflows.sequential import (
     RATIO_GRID,
     Counters,
@@ -243,3 +247,30 @@ def test_bad_sequential_specs_are_refused_naming_the_field(entry: dict[str, Any]
         AnalysisSpec.model_validate({"metrics": [entry]})
     text = str(caught.value).replace("\n", " ").replace("metrics.0.", "")
     assert expected in text, text
+
+
+def test_the_evidence_is_carried_through_continue_as_new() -> None:
+    spec = AnalysisSpec.model_validate({"metrics": [metric(**PROMETHEUS)]})
+    state, steps = run([counters(0, 0, 0, 0), counters(4, 100, 3, 900)])
+    _, evidence, message = judge(state, steps[-1], ALPHA)
+    measured = MeasureResult(
+        measurements=[
+            Measurement(
+                metric="errors-vs-stable",
+                value=evidence.e_value,
+                verdict="Successful",
+                message=message,
+                at=datetime(2026, 12, 5, tzinfo=UTC),
+                sequential=evidence,
+            )
+        ],
+        provider_states={"errors-vs-stable": state.model_dump(mode="json")},
+    )
+    carried = RolloutState.model_validate(
+        {"status": {"rolloutId": "rollout-default-reviews", "service": "reviews", "namespace": "default"}}
+    )
+    carried.analysis_state = apply_measurements(spec, carried.analysis_state, measured)
+    again = RolloutState.model_validate_json(carried.model_dump_json())
+    assert SequentialState.model_validate(again.analysis_state.provider_states["errors-vs-stable"]) == state
+    kept = again.analysis_state.metrics["errors-vs-stable"].measurements[-1]
+    assert kept.sequential == evidence
