@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from workflows._base import _Model
 
@@ -115,6 +115,15 @@ class SequentialState(_Model):
     """Intervals skipped because a counter went down."""
     rejected: bool = False
     """The e-value has reached ``1/alpha``: the canary failed, and stays failed."""
+
+    @model_validator(mode="after")
+    def _same_grid(self) -> SequentialState:
+        # a state from a grid of another size is not this test's: the caller starts over
+        if len(self.log_products) != len(RATIO_GRID):
+            raise ValueError(
+                f"logProducts: {len(self.log_products)} values for {len(RATIO_GRID)} alternatives"
+            )
+        return self
 
 
 class SequentialEvidence(_Model):

@@ -15,11 +15,13 @@ canary and stable hosts).
 from __future__ import annotations
 
 import asyncio
+import math
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
+from activities.metrics._base import MetricProviderError
 from activities.metrics.envoy import EnvoyProvider
 from activities.metrics.prometheus import PrometheusProvider
 from workflows.analysis import DESTINATION_PLACEHOLDER, EnvoyMetricSource, MetricSpec, PrometheusMetricSource
@@ -58,6 +60,9 @@ async def _from_prometheus(spec: SequentialSpec, stable: str, canary: str, field
         return await PrometheusProvider(source, field=f"{field}.prometheus").run_query(query, at)
 
     values = await asyncio.gather(*(one(version, counter) for version, counter, _ in _COUNTERS))
+    for (version, counter, _), value in zip(_COUNTERS, values, strict=True):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise MetricProviderError(f"{version}.{counter}: {value:g} is not a counter's value")
     missing = [
         f"{version}.{counter}"
         for (version, counter, _), v in zip(_COUNTERS, values, strict=True)

@@ -193,6 +193,8 @@ def test_the_state_round_trips_through_json() -> None:
     state, _ = run([counters(0, 0, 0, 0), counters(2, 100, 1, 900), counters(1, 5, 0, 10)])
     again = SequentialState.model_validate(state.model_dump(mode="json"))
     assert again == state
+    with pytest.raises(ValidationError, match="logProducts"):
+        SequentialState.model_validate({**state.model_dump(mode="json"), "logProducts": [0.0]})
 
 
 def metric(**sequential: Any) -> dict[str, Any]:

@@ -99,7 +99,7 @@ async def test_prometheus_counters_count_exactly_the_requests_between_measuremen
     assert state.last.canary_requests == 150 and state.rejected
 
 
-async def test_a_counter_query_without_an_answer_is_no_data_and_keeps_the_state(
+async def test_a_query_without_an_answer_is_no_data_and_one_without_a_counter_an_error(
     prometheus_plane: DataPlane,
 ) -> None:
     plane = prometheus_plane
@@ -122,6 +122,20 @@ async def test_a_counter_query_without_an_answer_is_no_data_and_keeps_the_state(
     assert measured.verdict == "Inconclusive" and measured.sequential is None
     assert "stable.errors" in measured.message and "or vector(0)" in measured.message
     assert measurer.state.provider_states == {}
+
+    # a query that is not a counter (a negative number) is an error, not evidence
+    negative = {"errors": "vector(-1)", "requests": REQUESTS}
+    measurer.spec = Measurer(
+        {
+            "sequential": {
+                "prometheus": {"address": plane.prometheus.url},
+                "canary": negative,
+                "stable": queries,
+            }
+        }
+    ).spec
+    measured = await measurer.measure()
+    assert measured.verdict == "Error" and "canary.errors: -1 is not a counter's value" in measured.message
 
 
 async def test_an_unreachable_prometheus_is_an_error_and_keeps_the_state(envoy_stack: DataPlane) -> None:
