@@ -19,6 +19,7 @@ from temporalio import activity
 from activities._excerpt import excerpt
 from activities.errors import NotAllowed
 from activities.metrics import MetricProviderError, build_provider, build_range_provider
+from activities.metrics.sequential import measure_sequential
 from workflows.analysis import (
     DESTINATION_PLACEHOLDER,
     CompareSpec,
@@ -72,6 +73,8 @@ async def measure_metric(
     try:
         if metric.compare is not None:
             return await _compare(metric, metric.compare, stable, canary, now, field), None
+        if metric.sequential is not None:
+            return await measure_sequential(metric, stable, canary, carried_state, field)
         if metric.prometheus is not None:
             source: PrometheusMetricSource | EnvoyMetricSource = metric.prometheus
             query = metric.prometheus.query

@@ -96,14 +96,36 @@ def analysis(status: Mapping[str, Any], limits: Mapping[str, str]) -> Renderable
             str(metric.get("inconclusive", 0)),
             str(metric.get("error", 0)),
         )
-    if any(m.get("phase") != "Running" and m.get("message") for m in metrics):
-        notes = [
-            Text(f"  {m['message']}", style="dim")
-            for m in metrics
-            if m.get("phase") != "Running" and m.get("message")
-        ]
-        return Group(table, *notes)
-    return table
+    notes = [
+        Text(f"  {m['message']}", style="dim")
+        for m in metrics
+        if m.get("phase") != "Running" and m.get("message")
+    ]
+    notes += [Text(f"  {line}", style="dim") for line in _sequential_evidence(metrics)]
+    return Group(table, *notes) if notes else table
+
+
+def _sequential_evidence(metrics: Sequence[Mapping[str, Any]]) -> list[str]:
+    """A ``sequential`` metric's evidence so far and the counts behind it, one line per metric."""
+    lines = []
+    for metric in metrics:
+        evidence = next(
+            (m["sequential"] for m in reversed(metric.get("measurements") or []) if m.get("sequential")),
+            None,
+        )
+        if evidence is None:
+            continue
+        counts = []
+        for version in ("canary", "stable"):
+            errors, requests = evidence.get(f"{version}Errors", 0), evidence.get(f"{version}Requests", 0)
+            share = f" ({errors / requests:.2%})" if requests else ""
+            counts.append(f"{version} {errors:g}/{requests:g} errors{share}")
+        lines.append(
+            f"{metric.get('name')}: evidence {evidence.get('eValue', 0):.4g} of "
+            f"{evidence.get('threshold', 0):g} over {evidence.get('intervals', 0)} intervals; "
+            + ", ".join(counts)
+        )
+    return lines
 
 
 def _limit_from(measurement: Mapping[str, Any] | None) -> str:

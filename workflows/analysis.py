@@ -5,7 +5,9 @@ Three kinds of metric source, exactly one per metric:
 - ``prometheus``: an instant query that returns one number (``max``/``min`` judge it);
 - ``envoy``: a cluster's p99 latency or error rate read from an Envoy admin endpoint;
 - ``compare``: one Prometheus query template run for stable and canary over the same window,
-  judged with Kayenta's Mann-Whitney method (see :mod:`workflows.mannwhitney`).
+  judged with Kayenta's Mann-Whitney method (see :mod:`workflows.mannwhitney`);
+- ``sequential``: canary and stable error and request counters, judged with an anytime-valid
+  sequential test (see :mod:`workflows.sequential_spec` and :mod:`workflows.sequential`).
 
 Limits follow Argo Rollouts: a metric fails once it has more than ``failureLimit`` failed
 measurements, pauses the rollout once it has more than ``inconclusiveLimit`` inconclusive ones (no
@@ -29,6 +31,7 @@ from pydantic import Field, field_validator, model_validator
 
 from workflows._base import _SpecModel, http_url
 from workflows._durations import Duration
+from workflows.sequential_spec import SequentialSpec
 
 __all__ = [
     "DESTINATION_PLACEHOLDER",
@@ -39,6 +42,7 @@ __all__ = [
     "EnvoyMetricSource",
     "MetricSpec",
     "PrometheusMetricSource",
+    "SequentialSpec",
 ]
 
 DESTINATION_PLACEHOLDER = "{{destination}}"
@@ -179,13 +183,18 @@ class CompareSpec(_SpecModel):
         return self
 
 
+_SOURCES = ("prometheus", "envoy", "compare", "sequential")
+
+
 class MetricSpec(_SpecModel):
-    """One watched metric: exactly one of ``prometheus``, ``envoy``, ``compare``, and its limits."""
+    """One watched metric: exactly one of ``prometheus``, ``envoy``, ``compare``, ``sequential``, and
+    its limits."""
 
     name: str = Field(min_length=1, max_length=63)
     prometheus: PrometheusMetricSource | None = None
     envoy: EnvoyMetricSource | None = None
     compare: CompareSpec | None = None
+    sequential: SequentialSpec | None = None
     max: float | None = None
     """A measurement above this fails (``prometheus``, ``envoy``)."""
     min: float | None = None
@@ -199,13 +208,18 @@ class MetricSpec(_SpecModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> MetricSpec:
-        sources = [key for key in ("prometheus", "envoy", "compare") if getattr(self, key) is not None]
+        sources = [key for key in _SOURCES if getattr(self, key) is not None]
         if len(sources) != 1:
             found = ", ".join(sources) if sources else "none"
-            raise ValueError(f"a metric has exactly one of prometheus, envoy, compare, got {found}")
-        if self.compare is not None:
+            raise ValueError(f"a metric has exactly one of {', '.join(_SOURCES)}, got {found}")
+        if self.compare is not None or self.sequential is not None:
             if self.max is not None or self.min is not None:
-                raise ValueError("max/min: compare judges against stable; it takes no thresholds")
+                raise ValueError(f"max/min: {sources[0]} judges against stable; it takes no thresholds")
+            if self.sequential is not None and self.failure_limit != 0:
+                raise ValueError(
+                    "failureLimit: sequential fails once its evidence reaches 1/alpha (alpha is its "
+                    "only limit); leave failureLimit out"
+                )
         elif self.max is None and self.min is None:
             raise ValueError("set max and/or min: a threshold the measurement is judged against")
         for bound in (self.max, self.min):
@@ -216,16 +230,20 @@ class MetricSpec(_SpecModel):
         return self
 
     @property
-    def kind(self) -> Literal["prometheus", "envoy", "compare"]:
+    def kind(self) -> Literal["prometheus", "envoy", "compare", "sequential"]:
         """Which source this metric reads."""
         if self.prometheus is not None:
             return "prometheus"
         if self.envoy is not None:
             return "envoy"
+        if self.sequential is not None:
+            return "sequential"
         return "compare"
 
     def threshold(self) -> str:
         """The thresholds as a person reads them: ``max 0.01``, ``min 5, max 10``, ``vs stable``."""
+        if self.sequential is not None:
+            return self.sequential.describe()
         if self.compare is not None:
             return f"vs stable ({self.compare.direction}, tolerance {self.compare.tolerance:g})"
         parts = []

@@ -18,6 +18,7 @@ from pydantic import AliasChoices, Field
 
 from workflows._base import _Model
 from workflows.analysis import MetricSpec
+from workflows.sequential import SequentialEvidence
 
 __all__ = [
     "KEEP_MEASUREMENTS",
@@ -79,6 +80,8 @@ class Measurement(_Model):
     message: str = ""
     at: datetime
     comparison: Comparison | None = None
+    sequential: SequentialEvidence | None = None
+    """A ``sequential`` metric's evidence and the counts behind it."""
 
 
 ProviderStates = Annotated[

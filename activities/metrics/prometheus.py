@@ -50,9 +50,11 @@ class PrometheusProvider:
 
     # -- MetricProvider --------------------------------------------------------------------
 
-    async def run_query(self, query: str) -> float | None:
-        """Evaluate ``query`` now; one number, or None when the result is empty or NaN."""
-        data = await self._call("/api/v1/query", {"query": query})
+    async def run_query(self, query: str, at: datetime | None = None) -> float | None:
+        """Evaluate ``query`` now (or at ``at``: several queries read at one instant see the same
+        scrape); one number, or None when the result is empty or NaN."""
+        form = {"query": query} if at is None else {"query": query, "time": f"{at.timestamp():.3f}"}
+        data = await self._call("/api/v1/query", form)
         kind = data.get("resultType")
         result = data.get("result")
         if kind == "scalar" and isinstance(result, list):

@@ -3,6 +3,7 @@ workflow's own models (``RolloutStatus``), so a field the view reads cannot drif
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,6 +12,7 @@ from rich.console import Console
 from sluice.status_view import go_on_commands, render_status
 from workflows.measurements import Measurement, MetricResult
 from workflows.models import ApprovalRecord, EventRecord, RouteState, SampleResult, Weights
+from workflows.sequential import SequentialEvidence
 from workflows.spec import validate_spec
 from workflows.state import PauseCondition, RolloutStatus, VerificationRecord, WaitingFor, plan_view
 
@@ -218,6 +220,53 @@ def test_rolled_back_marks_the_failed_step_and_shows_the_analysis() -> None:
     ]
     assert "max 0.05 (spec)" in row(from_spec, "error-rate")
     assert "$ sluice" not in text  # nothing to send to an ended rollout
+
+
+def test_a_sequential_metric_shows_its_evidence_and_the_counts_so_far() -> None:
+    status = plan(
+        [{"setWeight": 10}, {"approval": {}}, {"setWeight": 100}],
+        analysis={
+            "interval": "10s",
+            "metrics": [{"name": "errors-vs-stable", "sequential": {"envoy": {"admin": "http://e:9901"}}}],
+        },
+    )
+    advance(status, 1, (90, 10))
+    evidence = SequentialEvidence(
+        e_value=3.25,
+        threshold=100,
+        log_e_value=math.log(3.25),
+        canary_errors=12,
+        canary_requests=1040,
+        stable_errors=80,
+        stable_requests=9360,
+        intervals=7,
+        resets=0,
+        step="counted",
+    )
+    status.analysis = [
+        MetricResult(
+            name="errors-vs-stable",
+            count=8,
+            successful=8,
+            measurements=[
+                Measurement(
+                    metric="errors-vs-stable",
+                    value=3.25,
+                    verdict="Successful",
+                    message="evidence 3.25 < 100 (1/alpha), counted: ...",
+                    at=at(5),
+                    sequential=evidence,
+                )
+            ],
+        )
+    ]
+    text = render(status, limits={"errors-vs-stable": "evidence < 100 (alpha 0.01, tolerance 0.1)"})
+    assert row(text, "errors-vs-stable").split()[:3] == ["errors-vs-stable", "Running", "3.25"]
+    assert lines_with(
+        text,
+        "errors-vs-stable: evidence 3.25 of 100 over 7 intervals; "
+        "canary 12/1040 errors (1.15%), stable 80/9360 errors (0.85%)",
+    )
 
 
 def test_succeeded_shows_every_step_done_and_no_command() -> None:
