@@ -404,8 +404,10 @@ def report(results: dict[str, dict[str, list[Outcome]]], rollouts: int, elapsed:
             "- verdicts by `assess_measurement` / `compare_samples` + `assess_comparison`, tallies by "
             "`record_measurement`, the decision by `assess_analysis` (Failed: rolled back, "
             "Inconclusive: paused)",
-            "- the split check (`verify`) is not simulated: in a real rollout it refuses an "
-            "unreachable canary's step before any metric (0 canary answers where 10% were due)",
+            "- the split check (`verify`) is not simulated: in a real rollout an unreachable "
+            "canary fails the check of its first step (0 canary answers where 10% were due) and "
+            "is rolled back before any metric; here both methods can only pause on the missing "
+            "latency data (`threshold`'s error ratio reads 0 without traffic and would pass)",
         ]
     )
 
