@@ -21,11 +21,11 @@ from temporalio.exceptions import ApplicationError
 
 from activities._excerpt import excerpt
 from activities._regex import VersionPattern
-from activities._split_test import binomial_two_sided_p_value
 from activities.errors import NotAllowed, as_application_error
 from activities.outbound import GuardedAsyncTransport
 from activities.policy import current_policy
 from workflows.models import SampleInput, SampleResult
+from workflows.split_test import binomial_two_sided_p_value
 
 __all__ = ["MAX_BODY_BYTES", "classify", "judge_split", "sample_traffic"]
 

@@ -16,7 +16,7 @@ from importlib.metadata import version
 
 __all__ = ["MODULES", "environment", "summary"]
 
-MODULES = ["approve_latency", "sampling_speed", "decision_quality", "sequential"]
+MODULES = ["approve_latency", "sampling_speed", "compare_confidence", "decision_quality", "sequential"]
 
 
 def summary(values_ms: list[float]) -> str:

@@ -1,12 +1,14 @@
 """``python -m benchmarks``: run every benchmark and write ``docs/benchmarks.md``.
 
 ``python -m benchmarks NAME ...`` runs only those and prints them (the page is left alone, so it
-always holds every benchmark measured in one run).
+always holds every benchmark measured in one run). ``--real N`` also runs N real-stack rollouts
+per canary kind and method in ``decision_quality`` (Temporal, Envoy, Prometheus; minutes each).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,6 +19,10 @@ OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
 def main(argv: list[str]) -> int:
+    if "--real" in argv:
+        at = argv.index("--real")
+        os.environ["SLUICE_BENCH_REAL_ROLLOUTS"] = argv[at + 1]
+        argv = argv[:at] + argv[at + 2 :]
     names = argv or MODULES
     unknown = sorted(set(names) - set(MODULES))
     if unknown:

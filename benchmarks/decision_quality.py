@@ -1,353 +1,432 @@
-"""Decision quality of metric analysis: many short rollouts of canaries of known quality.
+"""Decision quality: simulated rollouts of realistic services, judged by the real judge functions.
 
-Real parts on free loopback ports: a Temporal dev server (``WorkflowEnvironment.start_local``
-with the venv's ``temporal``), an in-process worker (``worker.main.build_worker``), Envoy in front
-of two demo backends (``python -m sluice.stack`` subprocesses, so their latency is not the
-benchmark's own GIL), Prometheus scraping Envoy's ``/stats/prometheus`` every second, and a
-background load through Envoy. Each rollout's canary gets a known fault through the backend's
-``PUT /_fault``; the analysis is the same for every kind, and the benchmark counts what it decided.
+Both versions serve the same base error rate (1%) and latency noise; the canary kinds add errors
+(+0.5, +2, +5 percentage points), latency (+50 ms), fail every request (dead), or get no traffic at
+all (unreachable). The same streams of 10-second buckets (Poisson requests, binomial errors, a
+latency point per bucket) are judged side by side by each method, every ``interval``, through
+:func:`workflows.judge.assess_measurement` / :func:`workflows.compare.compare_samples` /
+:func:`workflows.judge.assess_comparison`, tallied by :func:`workflows.judge.record_measurement`
+and decided by :func:`workflows.judge.assess_analysis` (``Failed``: rolled back; ``Inconclusive``:
+paused for a person; else on to the next step).
 
-Between rollouts the route goes back to 100% stable and the next rollout starts only once the
-canary has had no traffic for :data:`QUIET_SECONDS`, so its first measurements (Prometheus's 5 s
-rate window) see none of the previous canary's requests.
+Methods (two metrics each, errors and latency):
 
-``SLUICE_BENCH_ROLLOUTS`` sets the rollouts per canary kind (default 5). Run alone with
-``python -m benchmarks.decision_quality``: it prints the section and writes it into
-``docs/benchmarks.md`` (replacing its own section, or appending it).
+- ``threshold``: the canary's error ratio over ``rate(...[1m])``, ``max: 0.03``, ``failureLimit: 1``
+  (reads 0 with no traffic, as the README's query is written), and its mean latency over 1m,
+  ``max: 130`` ms;
+- ``compare``: canary vs stable with Mann-Whitney, ``direction: increase``, the defaults
+  (``confidence: 0.99``, ``window: 2m``, ``step: 10s``), on per-step error ratios (``[10s]``, no
+  request counted twice) and per-step latency;
+- ``sequential``: the anytime-valid test of ``workflows/sequential.py`` (issue 12 part 1, built on
+  another branch) on the cumulative error and request counts of both versions (``alpha: 0.01``,
+  ``tolerance: 0.1``), with ``threshold``'s latency metric; reported as not run when that module is
+  not importable.
+
+``python -m benchmarks decision_quality`` (or ``python -m benchmarks.decision_quality [--rollouts
+N] [--real N]``) writes the section; ``--real N`` also runs N rollouts per kind through the real
+stack (:mod:`benchmarks.decision_real`: Temporal, Envoy, Prometheus) to check the simulator.
 """
 
 from __future__ import annotations
 
-import asyncio
+import argparse
+import importlib.util
 import os
-import re
-import shutil
-import signal
-import statistics
-import tempfile
-import threading
+import platform
 import time
-import uuid
-from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WorkflowFailureError
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.exceptions import ApplicationError
-from temporalio.testing import WorkflowEnvironment
+import numpy as np
 
-from activities.policy import WorkerPolicy
-from sluice.demo import error_ratio_query
-from sluice.stack import CANARY, STABLE, BackendProcess, DataPlane, Fault, find_binary
-from worker.main import build_worker
-from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
+from benchmarks.stats import upper_bound
+from workflows.analysis import AnalysisSpec, MetricSpec
+from workflows.judge import (
+    assess_analysis,
+    assess_comparison,
+    assess_measurement,
+    compare_samples,
+    record_measurement,
+)
+from workflows.measurements import AnalysisState, Measurement, MetricResult
 
-__all__ = ["KINDS", "run"]
+__all__ = ["KINDS", "METHODS", "Kind", "Outcome", "report", "run", "simulate"]
 
-KINDS: list[tuple[str, Fault]] = [
-    ("healthy", Fault()),
-    ("+2% errors", Fault(error_rate=0.02)),
-    ("+5% errors", Fault(error_rate=0.05)),
-    ("+20% errors", Fault(error_rate=0.2)),
-    ("+100 ms latency", Fault(latency_ms=100)),
-]
-WEIGHTS = [10, 50, 100]
-BAKE = "6s"
-INTERVAL = "1s"
-ERROR_WINDOW = "5s"
-ERROR_MAX = 0.05
-P99_MAX_MS = 80.0
-LOAD_PER_SECOND = 40.0
-VERIFY_SAMPLES = 100
-VERIFY_ALPHA = 1e-6  # many checks in one run: keep verification false alarms out of the counts
-QUIET_SECONDS = 4.0
-ROLLOUT_TIMEOUT = 120.0
-SECTION = "## Decision quality: metric analysis on canaries of known quality"
+BUCKET = 10  # seconds per bucket (the compare step)
+INTERVAL = 30  # seconds between measurements
+PLAN = ((10, 600), (50, 600))  # (canary weight %, seconds at it); past the last step: promoted
+TOTAL_RPS = 100.0
+BASE_ERROR_RATE = 0.01
+LATENCY_MS = 100.0
+LATENCY_NOISE_MS = 10.0
+HISTORY_BUCKETS = 12  # stable's data before the canary's first traffic
+SEED = 20261205
+SECTION = "## Decision quality: simulated rollouts through the real judge functions"
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+T0 = datetime(2026, 12, 5, tzinfo=UTC)
 
 
-def rollouts_per_kind() -> int:
-    return max(1, int(os.environ.get("SLUICE_BENCH_ROLLOUTS", "5")))
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    extra_errors: float = 0.0
+    extra_latency_ms: float = 0.0
+    dead: bool = False
+    unreachable: bool = False
+
+    @property
+    def healthy(self) -> bool:
+        return self.extra_errors == 0 and self.extra_latency_ms == 0 and not (self.dead or self.unreachable)
+
+
+KINDS = [
+    Kind("identical"),
+    Kind("+0.5 pt errors", extra_errors=0.005),
+    Kind("+2 pt errors", extra_errors=0.02),
+    Kind("+5 pt errors", extra_errors=0.05),
+    Kind("+50 ms latency", extra_latency_ms=50.0),
+    Kind("dead (all errors)", dead=True),
+    Kind("unreachable (no traffic)", unreachable=True),
+]
+
+
+@dataclass
+class Streams:
+    """Per 10s bucket (history first): requests, errors and a latency point per version."""
+
+    requests: dict[str, np.ndarray]
+    errors: dict[str, np.ndarray]
+    latency: dict[str, np.ndarray]
+
+
+def streams(kind: Kind, rng: np.random.Generator) -> Streams:
+    weights = [0] * HISTORY_BUCKETS
+    for weight, seconds in PLAN:
+        weights += [weight] * (seconds // BUCKET)
+    share = np.array(weights) / 100
+    requests, errors, latency = {}, {}, {}
+    for version, version_share in (("stable", 1 - share), ("canary", share)):
+        is_canary = version == "canary"
+        expected = TOTAL_RPS * version_share * BUCKET
+        if is_canary and kind.unreachable:
+            expected = np.zeros_like(expected)
+        count = rng.poisson(expected)
+        rate = 1.0 if is_canary and kind.dead else BASE_ERROR_RATE + (kind.extra_errors if is_canary else 0)
+        requests[version] = count
+        errors[version] = rng.binomial(count, rate)
+        extra = kind.extra_latency_ms if is_canary else 0.0
+        points = rng.normal(LATENCY_MS + extra, LATENCY_NOISE_MS, len(count))
+        latency[version] = np.where(count > 0, points, np.nan)
+    return Streams(requests, errors, latency)
+
+
+# -- methods: each turns the streams up to bucket ``end`` into one measurement per metric ------
+
+Measure = Callable[[MetricSpec, Streams, int], Measurement]
+PROMETHEUS = {"address": "http://prometheus:9090", "query": "q"}
+COMPARE = {"address": "http://prometheus:9090", "query": 'q{d="{{destination}}"}'}
+
+
+def _measurement(metric: MetricSpec, value: float | None, verdict: str, message: str) -> Measurement:
+    return Measurement.model_validate(
+        {"metric": metric.name, "value": value, "verdict": verdict, "message": message, "at": T0}
+    )
+
+
+def _threshold(metric: MetricSpec, data: Streams, end: int) -> Measurement:
+    window = slice(end - 6, end)  # the last minute
+    requests = int(data.requests["canary"][window].sum())
+    if metric.name == "errors":
+        # (sum(rate(errors)) or vector(0)) / (sum(rate(total)) > 0) or vector(0): 0 without traffic
+        value: float | None = data.errors["canary"][window].sum() / requests if requests else 0.0
+    else:
+        points = data.latency["canary"][window]
+        value = None if requests == 0 else float(np.nanmean(points))
+    verdict, message = assess_measurement(metric, value)
+    return _measurement(metric, value, verdict, message)
+
+
+def _compare(metric: MetricSpec, data: Streams, end: int) -> Measurement:
+    spec = metric.compare
+    assert spec is not None
+    points = int(spec.window.total_seconds() // BUCKET) + 1
+    window = slice(end - points, end)
+    if metric.name == "errors":
+        series = {
+            version: np.where(
+                data.requests[version][window] > 0,
+                data.errors[version][window] / np.maximum(data.requests[version][window], 1),
+                np.nan,
+            )
+            for version in ("stable", "canary")
+        }
+    else:
+        series = {version: data.latency[version][window] for version in ("stable", "canary")}
+    comparison = compare_samples(series["stable"].tolist(), series["canary"].tolist(), spec)
+    verdict, message = assess_comparison(spec, comparison)
+    return _measurement(metric, comparison.estimate, verdict, message)
+
+
+@dataclass
+class Method:
+    name: str
+    analysis: AnalysisSpec | None
+    measure: Measure | None
+    note: str = ""
+
+
+SEQUENTIAL_ALPHA = 0.01  # the sequential metric's defaults
+SEQUENTIAL_TOLERANCE = 0.1
+
+
+def _methods_threshold() -> AnalysisSpec:
+    return AnalysisSpec.model_validate(
+        {
+            "interval": f"{INTERVAL}s",
+            "metrics": [
+                {"name": "errors", "prometheus": PROMETHEUS, "max": 0.03, "failureLimit": 1},
+                {"name": "latency", "prometheus": PROMETHEUS, "max": 130, "inconclusiveLimit": 2},
+            ],
+        }
+    )
+
+
+def _methods() -> list[Method]:
+    threshold = _methods_threshold()
+    compare = AnalysisSpec.model_validate(
+        {
+            "interval": f"{INTERVAL}s",
+            "metrics": [
+                {
+                    "name": name,
+                    "compare": {"prometheus": COMPARE, "direction": "increase"},
+                    "inconclusiveLimit": 2,
+                }
+                for name in ("errors", "latency")
+            ],
+        }
+    )
+    methods = [Method("threshold", threshold, _threshold), Method("compare", compare, _compare)]
+    if importlib.util.find_spec("workflows.sequential") is None:
+        methods.append(
+            Method(
+                "sequential",
+                None,
+                None,
+                "not run: `workflows/sequential.py` (issue 12 part 1) is not on this branch yet",
+            )
+        )
+    else:  # the sequential branch is merged: its counts, judged by its own functions
+        methods.append(_sequential_method())
+    return methods
+
+
+def _sequential_method() -> Method:
+    """``sequential`` on the error counts (the API of the ``sequential`` branch: ``observe`` and
+    ``judge`` over cumulative ``Counters``) beside ``threshold``'s latency metric. The errors'
+    verdict is recorded as a measurement of a ``failureLimit: 0`` metric, so the same tally and
+    decision functions decide."""
+    sequential = importlib.import_module("workflows.sequential")
+    threshold = _methods_threshold()
+    analysis = AnalysisSpec.model_validate(
+        {
+            "interval": f"{INTERVAL}s",
+            "metrics": [
+                {"name": "errors", "prometheus": PROMETHEUS, "max": 0.5},  # stands in: verdicts below
+                threshold.metrics[1].model_dump(by_alias=True),
+            ],
+        }
+    )
+    states: dict[int, Any] = {}
+
+    def measure(metric: MetricSpec, data: Streams, end: int) -> Measurement:
+        if metric.name != "errors":
+            return _threshold(metric, data, end)
+        key = id(data)
+        if end == HISTORY_BUCKETS + INTERVAL // BUCKET:
+            states.pop(key, None)
+        reading = sequential.Counters(
+            canary_errors=float(data.errors["canary"][:end].sum()),
+            canary_requests=float(data.requests["canary"][:end].sum()),
+            stable_errors=float(data.errors["stable"][:end].sum()),
+            stable_requests=float(data.requests["stable"][:end].sum()),
+        )
+        if key not in states:  # the baseline: the counters when analysis started
+            start = HISTORY_BUCKETS
+            states[key], _ = sequential.observe(
+                None,
+                sequential.Counters(
+                    canary_errors=float(data.errors["canary"][:start].sum()),
+                    canary_requests=float(data.requests["canary"][:start].sum()),
+                    stable_errors=float(data.errors["stable"][:start].sum()),
+                    stable_requests=float(data.requests["stable"][:start].sum()),
+                ),
+                tolerance=SEQUENTIAL_TOLERANCE,
+                alpha=SEQUENTIAL_ALPHA,
+            )
+        states[key], step = sequential.observe(
+            states[key], reading, tolerance=SEQUENTIAL_TOLERANCE, alpha=SEQUENTIAL_ALPHA
+        )
+        failed, _, message = sequential.judge(states[key], step, SEQUENTIAL_ALPHA)
+        return _measurement(metric, None, "Failed" if failed else "Successful", message)
+
+    return Method("sequential", analysis, measure)
+
+
+METHODS = [method.name for method in _methods()]
 
 
 @dataclass
 class Outcome:
-    kind: str
     verdict: str
-    """``promoted``, ``rolled back``, ``paused`` or the failure type."""
-    highest_weight: int
+    """``promoted``, ``rolled back`` or ``paused``."""
+    weight: int
     seconds: float
-    """From the first canary traffic to the decision (rollback started, or the rollout done)."""
-    metric: str = ""
-    value: str = ""
-    message: str = ""
-
-    @property
-    def caught_early(self) -> bool:
-        return self.verdict == "rolled back" and self.highest_weight < 50
+    canary_requests: int
 
 
-class _Plane(DataPlane):
-    """Envoy in front of two backend subprocesses, Prometheus scraping Envoy, a load through it."""
-
-    def __init__(self, state_dir: Path) -> None:
-        backends = [BackendProcess(state_dir, name) for name in (STABLE, CANARY)]
-        super().__init__(state_dir, backends, with_prometheus=True, load_per_second=LOAD_PER_SECOND)
-
-    def set_fault(self, fault: Fault) -> None:
-        self.backends[CANARY].set_fault(fault)
-
-    def spec(self) -> dict[str, Any]:
-        return {
-            "service": f"bench-{uuid.uuid4().hex[:8]}",
-            "router": {
-                "kind": "envoy",
-                "routesFile": str(self.envoy.routes_file),
-                "routeConfig": "reviews",
-                "admin": self.envoy.admin_url,
-            },
-            "stable": {"host": STABLE},
-            "canary": {"host": CANARY},
-            "steps": [{"setWeight": weight} for weight in WEIGHTS],
-            "verify": {
-                "url": self.envoy.url,
-                "samples": VERIFY_SAMPLES,
-                "header": "x-version",
-                "alpha": VERIFY_ALPHA,
-            },
-            "analysis": {
-                "interval": INTERVAL,
-                "bake": BAKE,
-                "metrics": [
-                    {
-                        "name": "error-rate",
-                        "prometheus": {
-                            "address": self.prometheus.url,
-                            "query": error_ratio_query(CANARY, ERROR_WINDOW),
-                        },
-                        "max": ERROR_MAX,
-                        "inconclusiveLimit": 10,
-                    },
-                    {
-                        "name": "p99-latency",
-                        "envoy": {
-                            "admin": self.envoy.admin_url,
-                            "cluster": CANARY,
-                            "measure": "p99LatencyMs",
-                            "window": "2s",
-                        },
-                        "max": P99_MAX_MS,
-                        # Envoy publishes histograms at each stats flush (every 1 s): a 1 s
-                        # interval may see no new latency data, which is not a reason to pause.
-                        "inconclusiveLimit": 100,
-                    },
-                ],
-            },
-        }
+def judge(method: Method, data: Streams) -> Outcome:
+    """Measure every ``INTERVAL`` from the canary's first traffic until a decision or the end."""
+    assert method.analysis is not None and method.measure is not None
+    state = AnalysisState()
+    per_measurement = INTERVAL // BUCKET
+    total_buckets = len(data.requests["canary"])
+    started = HISTORY_BUCKETS
+    for end in range(started + per_measurement, total_buckets + 1, per_measurement):
+        metrics = dict(state.metrics)
+        for metric in method.analysis.metrics:
+            current = metrics.get(metric.name) or MetricResult(name=metric.name)
+            metrics[metric.name] = record_measurement(
+                metric, current, method.measure(metric, data, end), keep=0
+            )
+        state = state.model_copy(update={"metrics": metrics})
+        outcome = assess_analysis(method.analysis, state)
+        if outcome.phase != "Running":
+            seconds = (end - started) * BUCKET
+            weight = _weight_at(seconds)
+            requests = int(data.requests["canary"][started:end].sum())
+            return Outcome(
+                "rolled back" if outcome.phase == "Failed" else "paused", weight, seconds, requests
+            )
+    seconds = (total_buckets - started) * BUCKET
+    return Outcome("promoted", 100, seconds, int(data.requests["canary"][started:].sum()))
 
 
-def _at(value: str) -> datetime:
-    return datetime.fromisoformat(value)
+def _weight_at(seconds: float) -> int:
+    elapsed = 0
+    for weight, duration in PLAN:
+        elapsed += duration
+        if seconds <= elapsed:
+            return weight
+    return 100
 
 
-def _outcome(kind: str, status: dict[str, Any], failure: ApplicationError | None, paused: bool) -> Outcome:
-    events = status.get("events") or []
-    shifts = [e for e in events if e["event"] == "weightsSet" and e["detail"].get("canary", 0) > 0]
-    highest = max((int(e["detail"]["canary"]) for e in shifts), default=0)
-    first = _at(shifts[0]["at"]) if shifts else None
-    ended = next((_at(e["at"]) for e in events if e["event"] == "rollbackStarted"), None)
-    if ended is None and status.get("finishedAt"):
-        ended = _at(status["finishedAt"])
-    seconds = (ended - first).total_seconds() if first and ended else float("nan")
-    if paused:
-        return Outcome(kind, "paused", highest, seconds, message=str(status.get("paused")))
-    if failure is None:
-        return Outcome(kind, "promoted", highest, seconds)
-    if failure.type != "AnalysisFailed":
-        return Outcome(kind, failure.type or "failed", highest, seconds, message=failure.message)
-    found = re.search(r"metric (\S+) failed", failure.message)
-    metric = found.group(1) if found else "?"
-    value = ""
-    for result in status.get("analysis") or []:
-        if result["name"] == metric:
-            failed = [m for m in result["measurements"] if m["verdict"] in ("Failed", "Error")]
-            if failed:
-                value = "error" if failed[-1]["value"] is None else f"{failed[-1]['value']:.3g}"
-    return Outcome(kind, "rolled back", highest, seconds, metric, value, failure.message)
-
-
-async def _rollout(client: Client, task_queue: str, plane: _Plane, kind: str) -> Outcome:
-    handle = await client.start_workflow(
-        "Rollout", plane.spec(), id=f"bench-quality-{uuid.uuid4().hex[:8]}", task_queue=task_queue
-    )
-    deadline = time.monotonic() + ROLLOUT_TIMEOUT
-    paused = False
-    status: dict[str, Any] = {}
-    while True:
-        status = await asyncio.wait_for(handle.query("status"), 15)
-        if status["phase"] in ("Succeeded", "RolledBack", "Failed"):
-            break
-        if status["phase"] == "Paused" or time.monotonic() > deadline:
-            paused = True
-            try:
-                await asyncio.wait_for(
-                    handle.execute_update("abort", {"by": "bench", "reason": "paused or too slow"}), 15
-                )
-            except TimeoutError:
-                # The workflow does not answer (a stuck workflow task): end it, note it, go on.
-                await handle.terminate("benchmark: rollout stuck")
-                detail = f"stuck in {status['phase']} at step {status.get('currentStep')}"
-                return Outcome(kind, "stuck", 0, float("nan"), message=detail)
-            break
-        await asyncio.sleep(0.25)
-    failure: ApplicationError | None = None
-    try:
-        await asyncio.wait_for(handle.result(), 60)
-    except WorkflowFailureError as error:
-        cause = error.cause
-        failure = cause if isinstance(cause, ApplicationError) else ApplicationError(str(cause))
-    return _outcome(kind, await asyncio.wait_for(handle.query("status"), 15), failure, paused)
-
-
-async def _measure(rounds: int) -> tuple[list[Outcome], float]:
-    state_dir = Path(tempfile.mkdtemp(prefix="sluice-bench-quality-"))
-    plane = _Plane(state_dir)
-    started = time.monotonic()
-    outcomes: list[Outcome] = []
-    try:
-        plane.start()
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=find_binary("temporal"),
-            search_attributes=ALL_SEARCH_ATTRIBUTES,
-            data_converter=pydantic_data_converter,
-        )
-        try:
-            task_queue = f"bench-quality-{uuid.uuid4().hex[:8]}"
-            policy = WorkerPolicy(routes_dirs=(plane.envoy.routes_file.parent,))
-            async with build_worker(env.client, task_queue, policy):
-                quiet_since = time.monotonic()
-                # Kinds interleaved, so drift over the run (caches, load) hits every kind alike.
-                for round_number in range(rounds):
-                    for kind, fault in KINDS:
-                        plane.set_fault(fault)
-                        await asyncio.sleep(max(0.0, quiet_since + QUIET_SECONDS - time.monotonic()))
-                        outcome = await _rollout(env.client, task_queue, plane, kind)
-                        outcomes.append(outcome)
-                        print(
-                            f"  round {round_number + 1} {kind}: {outcome.verdict} at "
-                            f"{outcome.highest_weight}% after {outcome.seconds:.1f}s "
-                            f"{outcome.metric} {outcome.value}",
-                            flush=True,
-                        )
-                        plane.reset()
-                        quiet_since = time.monotonic()
-        finally:
-            await env.shutdown()
-    finally:
-        plane.stop()
-        shutil.rmtree(state_dir, ignore_errors=True)
-    return outcomes, time.monotonic() - started
+def simulate(rollouts: int, seed: int = SEED) -> dict[str, dict[str, list[Outcome]]]:
+    """Per kind, per method: the outcomes of ``rollouts`` simulated rollouts (same streams for
+    every method)."""
+    methods = [m for m in _methods() if m.measure is not None]
+    results: dict[str, dict[str, list[Outcome]]] = {k.name: {m.name: [] for m in methods} for k in KINDS}
+    for index, kind in enumerate(KINDS):
+        rng = np.random.default_rng([seed, index])
+        for _ in range(rollouts):
+            data = streams(kind, rng)
+            for method in methods:
+                results[kind.name][method.name].append(judge(method, data))
+    return results
 
 
 def _median(values: list[float]) -> str:
-    finite = [v for v in values if v == v]
-    return f"{statistics.median(finite):.1f}" if finite else "-"
+    return f"{float(np.median(values)):.0f}" if values else "-"
 
 
-def _report(outcomes: list[Outcome], rounds: int, elapsed: float) -> str:
+def report(results: dict[str, dict[str, list[Outcome]]], rollouts: int, elapsed: float) -> str:
+    methods = _methods()
     rows = []
-    details = []
-    for kind, _ in KINDS:
-        mine = [o for o in outcomes if o.kind == kind]
-        promoted = sum(o.verdict == "promoted" for o in mine)
-        rolled = [o for o in mine if o.verdict == "rolled back"]
-        early = sum(o.caught_early for o in mine)
-        other = Counter(o.verdict for o in mine if o.verdict not in ("promoted", "rolled back"))
-        metrics = Counter(o.metric for o in rolled)
-        by_metric = ", ".join(f"{m} {n}" for m, n in sorted(metrics.items())) or "-"
-        rows.append(
-            f"| {kind} | {len(mine)} | {promoted} | {len(rolled)} | {early} | "
-            f"{len(rolled) - early} | {', '.join(f'{k} {n}' for k, n in other.items()) or '-'} | "
-            f"{_median([o.seconds for o in mine])} | {by_metric} |"
-        )
-        details.append(
-            f"- {kind}: "
-            + ", ".join(
-                "promoted"
-                if o.verdict == "promoted"
-                else f"{o.verdict} at {o.highest_weight}%" + (f" ({o.metric} {o.value})" if o.metric else "")
-                for o in mine
+    for kind in KINDS:
+        for method in methods:
+            if method.measure is None:
+                rows.append(f"| {kind.name} | {method.name} | {method.note} | | | | | |")
+                continue
+            outcomes = results[kind.name][method.name]
+            n = len(outcomes)
+            rolled = [o for o in outcomes if o.verdict == "rolled back"]
+            paused = [o for o in outcomes if o.verdict == "paused"]
+            promoted = n - len(rolled) - len(paused)
+            early = sum(o.weight < 50 for o in rolled)
+            decided = [o for o in outcomes if o.verdict != "promoted"]
+            if kind.healthy:
+                wrong = len(rolled)
+                caught = f"rolled back {wrong}/{n} = {wrong / n:.2%} (≤ {upper_bound(wrong, n):.2%})"
+            else:
+                caught = f"{early}/{n} = {early / n:.1%}"
+            rows.append(
+                f"| {kind.name} | {method.name} | {caught} | {promoted} | {len(rolled)} | "
+                f"{len(paused)} | {_median([o.canary_requests for o in decided])} | "
+                f"{_median([o.seconds for o in decided])} |"
             )
-        )
-    healthy = [o for o in outcomes if o.kind == "healthy"]
-    bad = [o for o in outcomes if o.kind != "healthy"]
-    above = [o for o in bad if o.kind != "+2% errors"]  # +2% is below the error-rate threshold
-    false_rollbacks = sum(o.verdict != "promoted" for o in healthy)
+    plan = " → ".join(f"{w}% for {s // 60} min" for w, s in PLAN)
     return "\n".join(
         [
             SECTION,
             "",
-            f"{rounds} rollouts per canary kind ({len(outcomes)} in all, kinds interleaved), in "
-            f"{elapsed / 60:.1f} min: plan `setWeight` {' → '.join(map(str, WEIGHTS))}, each "
-            f"followed by an analysis bake of {BAKE}; the same analysis for every kind.",
+            f"{rollouts} simulated rollouts per canary kind (seed {SEED}), {elapsed / 60:.1f} min on "
+            f"{os.cpu_count()} CPUs ({platform.machine()}, shared with other work). Every method "
+            "judges the same streams. Plan: "
+            f"{plan}, then promoted; analysis every {INTERVAL}s from the first canary traffic.",
             "",
-            f"- Healthy canaries rolled back by mistake: **{false_rollbacks}/{len(healthy)}**.",
-            f"- Bad canaries caught before reaching 50%: **{sum(o.caught_early for o in bad)}/"
-            f"{len(bad)}**; leaving out +2% errors, which is below the {ERROR_MAX:.0%} threshold "
-            f"(passing it is the configured behaviour): **{sum(o.caught_early for o in above)}/"
-            f"{len(above)}**. +5% errors is exactly at the threshold, so each measurement is "
-            "close to a coin toss: it is caught, not always at 10%.",
+            "For the healthy kind the third column is the false-rollback rate with its one-sided 95% "
+            "upper confidence bound (Clopper-Pearson); for the others it is the share caught "
+            "(rolled back) before 50%. Requests and seconds: medians over the rollouts that were "
+            "rolled back or paused, from the first canary traffic to the decision.",
             "",
-            "| canary | rollouts | promoted | rolled back | caught < 50% | caught ≥ 50% | other | "
-            "median s to decision | deciding metric |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| canary | method | healthy rolled back / bad caught < 50% | promoted | rolled back | "
+            "paused | canary requests to decision | seconds to decision |",
+            "|---|---|---|---|---|---|---|---|",
             *rows,
-            "",
-            "Time to decision: from the first canary traffic (the 10% `weightsSet`) to the "
-            "rollback starting, or to the end of the rollout when promoted.",
-            "",
-            "Each rollout (round order):",
-            "",
-            *details,
             "",
             "Settings:",
             "",
-            "- real parts on loopback: Temporal dev server (`start_local`, venv `temporal`), "
-            "in-process worker (`build_worker`, pydantic converter), Envoy with a filesystem RDS "
-            "file, demo backends as `python -m sluice.stack` subprocesses (faults set with "
-            "`PUT /_fault`: errors are random 503s at the given rate; latency is added to every "
-            "answer), Debian's Prometheus scraping Envoy's `/stats/prometheus` every 1 s",
-            f"- background load: {LOAD_PER_SECOND:g} requests/s through Envoy (one client); "
-            f"`verify` after each shift: {VERIFY_SAMPLES} samples by `x-version`, "
-            f"`alpha: {VERIFY_ALPHA:g}`",
-            f"- analysis: `interval: {INTERVAL}`, `bake: {BAKE}`",
-            f"  - `error-rate`: Prometheus `{error_ratio_query(CANARY, ERROR_WINDOW)}`, "
-            f"`max: {ERROR_MAX}`, `inconclusiveLimit: 10`, `failureLimit: 0`",
-            f"  - `p99-latency`: Envoy provider `{{cluster: {CANARY}, measure: p99LatencyMs, "
-            f"window: 2s}}`, `max: {P99_MAX_MS:g}` ms, `inconclusiveLimit: 100` (histograms reach "
-            "the admin endpoint at Envoy's 1 s stats flush), `failureLimit: 0`",
-            f"- between rollouts: route reset to 100% stable, next canary fault set, and "
-            f"{QUIET_SECONDS:g} s without canary traffic before the next start, so no window "
-            "holds the previous canary's requests",
-            f"- `SLUICE_BENCH_ROLLOUTS={rounds}`",
+            f"- service: {TOTAL_RPS:g} requests/s split by the plan's weight (Poisson per 10s "
+            f"bucket); both versions {BASE_ERROR_RATE:.0%} errors (binomial per request) and a "
+            f"latency point of {LATENCY_MS:g} ± {LATENCY_NOISE_MS:g} ms (Gaussian) per bucket; "
+            "dead: every canary request fails; unreachable: the canary gets no requests",
+            "- `threshold`: `errors` = canary errors / requests over the last minute (0 without "
+            "traffic, as `(...) or vector(0)` reads), `max: 0.03`, `failureLimit: 1`; `latency` = "
+            "canary mean latency over the last minute (no data without traffic), `max: 130`, "
+            "`inconclusiveLimit: 2`",
+            "- `compare`: `errors` = per-10s error ratio (`rate(...[10s])`, no request counted "
+            "twice; no data without traffic) and `latency` = per-10s latency, stable vs canary, "
+            "`direction: increase`, defaults otherwise (`confidence: 0.99`, `tolerance: 0.25`, "
+            "`window: 2m`, `step: 10s`, `minSamples: 5`), `inconclusiveLimit: 2`",
+            "- verdicts by `assess_measurement` / `compare_samples` + `assess_comparison`, tallies by "
+            "`record_measurement`, the decision by `assess_analysis` (Failed: rolled back, "
+            "Inconclusive: paused)",
+            "- the split check (`verify`) is not simulated: in a real rollout an unreachable "
+            "canary fails the check of its first step (0 canary answers where 10% were due) and "
+            "is rolled back before any metric; here both methods can only pause on the missing "
+            "latency data (`threshold`'s error ratio reads 0 without traffic and would pass)",
         ]
     )
 
 
-def _exit_on_term(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
+def run(rollouts: int | None = None, real: int | None = None) -> str:
+    count = rollouts or int(os.environ.get("SLUICE_BENCH_SIM_ROLLOUTS", "1000"))
+    started = time.monotonic()
+    section = report(simulate(count), count, time.monotonic() - started)
+    real = real if real is not None else int(os.environ.get("SLUICE_BENCH_REAL_ROLLOUTS", "0"))
+    if real > 0:
+        from benchmarks import decision_real
 
-
-def run() -> str:
-    rounds = rollouts_per_kind()
-    if threading.current_thread() is threading.main_thread():
-        # `kill`/`timeout` must still stop every process started here (the finally blocks).
-        signal.signal(signal.SIGTERM, _exit_on_term)
-    outcomes, elapsed = asyncio.run(_measure(rounds))
-    return _report(outcomes, rounds, elapsed)
+        section += "\n\n" + decision_real.run(real)
+    else:
+        section += (
+            "\n\nReal-stack cross-check: not run in this write-up (`python -m benchmarks.decision_quality "
+            "--real N` runs N rollouts per kind through Temporal, Envoy and Prometheus)."
+        )
+    return section
 
 
 def write_section(section: str, output: Path = OUTPUT) -> None:
@@ -365,7 +444,11 @@ def write_section(section: str, output: Path = OUTPUT) -> None:
 
 
 if __name__ == "__main__":
-    result = run()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rollouts", type=int, default=None, help="simulated rollouts per kind")
+    parser.add_argument("--real", type=int, default=0, help="real-stack rollouts per kind (0: none)")
+    arguments = parser.parse_args()
+    result = run(arguments.rollouts, arguments.real)
     print(result)
     write_section(result)
     print(f"wrote {OUTPUT}")

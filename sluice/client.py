@@ -17,7 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from sluice.audit import RunHistory
 from workflows.analysis import AnalysisSpec
-from workflows.spec import RolloutSpec, SpecError, validate_spec
+from workflows.spec import RolloutSpec, SpecError, validate_new_spec
 from workflows.ui_details import static_details, static_summary
 
 __all__ = [
@@ -52,7 +52,7 @@ def load_spec_file(path: Path | Traversable) -> tuple[dict[str, Any], RolloutSpe
         data = json.loads(text) if path.name.endswith(".json") else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as error:
         raise SpecError([f"{path}: not valid YAML/JSON ({error})"]) from None
-    spec = validate_spec(data)
+    spec = validate_new_spec(data)
     return data, spec
 
 

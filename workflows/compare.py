@@ -10,12 +10,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from statistics import fmean
+from typing import Literal
 
 from workflows.analysis import CompareSpec
 from workflows.mannwhitney import mann_whitney_u, shift_interval
 from workflows.measurements import Comparison
 
 __all__ = ["compare_samples"]
+
+Shift = Literal["High", "Low", "Pass"]
 
 
 def compare_samples(stable: Sequence[float], canary: Sequence[float], spec: CompareSpec) -> Comparison:
@@ -28,6 +31,14 @@ def compare_samples(stable: Sequence[float], canary: Sequence[float], spec: Comp
        the lower end above the upper bound is ``High``, the upper end below the lower bound is
        ``Low``. Kayenta then lets a High whose canary/stable mean ratio is under
        ``allowedIncrease`` (a Low whose ratio is over ``allowedDecrease``) pass.
+    4. Two departures from Kayenta's arithmetic, both where it would pass a worse canary:
+
+       - stable mean 0 and canary mean not: the ratio is undefined (None), not 1.0, so no
+         ``allowedIncrease`` lets a rise from zero errors pass;
+       - a degenerate interval (estimate 0 with an end on it, as zero-heavy error data gives:
+         most pairwise differences are 0) cannot say High or Low, and rounding noise in its ends
+         would; there the rank test's p-value (below ``1 - confidence``) and the side U falls on
+         decide.
 
     Where Kayenta adds Gaussian noise to two constant samples (say stable always 0, canary always
     0.2), this treats them as completely separated, which is what the noise achieves, without
@@ -52,7 +63,7 @@ def compare_samples(stable: Sequence[float], canary: Sequence[float], spec: Comp
         )
     stable_mean = fmean(clean_stable)
     canary_mean = fmean(clean_canary)
-    ratio = 1.0 if stable_mean == 0 else canary_mean / stable_mean
+    ratio = _mean_ratio(stable_mean, canary_mean)
     base = base.model_copy(update={"mean_ratio": ratio})
     if sorted(clean_stable) == sorted(clean_canary):
         return base.model_copy(
@@ -71,7 +82,11 @@ def compare_samples(stable: Sequence[float], canary: Sequence[float], spec: Comp
         method = "exact"
     else:
         interval = shift_interval(clean_canary, clean_stable, spec.confidence)
-        estimate, lower, upper = interval.estimate, interval.lower, interval.upper
+        # the interval's ends are found by bisection: a tie at 0 comes back as +-1e-13
+        scale = max(1.0, *(abs(v) for v in clean_stable), *(abs(v) for v in clean_canary))
+        estimate, lower, upper = (
+            _snap(v, scale) for v in (interval.estimate, interval.lower, interval.upper)
+        )
         achievable = interval.achievable
         method = interval.method
     base = base.model_copy(
@@ -90,27 +105,35 @@ def compare_samples(stable: Sequence[float], canary: Sequence[float], spec: Comp
                 f"(stable {len(clean_stable)}, canary {len(clean_canary)})"
             }
         )
-    bound = spec.tolerance * abs(estimate)
     interval_text = (
         f"shift {estimate:.6g} [{lower:.6g}, {upper:.6g}] at {spec.confidence:g}, "
         f"means {canary_mean:.6g} vs {stable_mean:.6g}, p={test.p_value:.3g}"
     )
-    if lower > bound:
-        if ratio < spec.allowed_increase:
+    ratio_text = "undefined (stable mean 0)" if ratio is None else f"{ratio:.3g}"
+    moved = _shift(estimate, lower, upper, spec.tolerance)
+    if moved is None:
+        # Zero-heavy data (error rates): most pairwise differences are 0, the Hodges-Lehmann
+        # interval collapses onto 0 and cannot say which way the canary moved; the rank test can.
+        significant = test.p_value < 1 - spec.confidence
+        higher = test.u > len(clean_canary) * len(clean_stable) / 2
+        moved = ("High" if higher else "Low") if significant else "Pass"
+        interval_text += "; interval degenerate at 0, the rank test decides"
+    if moved == "High":
+        if ratio is not None and ratio < spec.allowed_increase:
             return base.model_copy(
                 update={
                     "classification": "Pass",
-                    "reason": f"higher but mean ratio {ratio:.3g} < allowedIncrease "
+                    "reason": f"higher but mean ratio {ratio_text} < allowedIncrease "
                     f"{spec.allowed_increase:g}: {interval_text}",
                 }
             )
         return base.model_copy(update={"classification": "High", "reason": f"canary higher: {interval_text}"})
-    if upper < -bound:
-        if ratio > spec.allowed_decrease:
+    if moved == "Low":
+        if ratio is not None and ratio > spec.allowed_decrease:
             return base.model_copy(
                 update={
                     "classification": "Pass",
-                    "reason": f"lower but mean ratio {ratio:.3g} > allowedDecrease "
+                    "reason": f"lower but mean ratio {ratio_text} > allowedDecrease "
                     f"{spec.allowed_decrease:g}: {interval_text}",
                 }
             )
@@ -118,3 +141,32 @@ def compare_samples(stable: Sequence[float], canary: Sequence[float], spec: Comp
     return base.model_copy(
         update={"classification": "Pass", "reason": f"no significant shift: {interval_text}"}
     )
+
+
+_ROUNDING = 1e-9
+"""Interval ends within this fraction of the data's scale from 0 are 0 (bisection noise)."""
+
+
+def _snap(value: float, scale: float) -> float:
+    return 0.0 if abs(value) <= _ROUNDING * scale else value
+
+
+def _mean_ratio(stable_mean: float, canary_mean: float) -> float | None:
+    """Kayenta's effect size, canary mean / stable mean; None when stable is 0 and the canary is
+    not: a rise from zero is beyond every ``allowedIncrease`` (Kayenta fails it too)."""
+    if stable_mean == 0:
+        return 1.0 if canary_mean == 0 else None
+    return canary_mean / stable_mean
+
+
+def _shift(estimate: float, lower: float, upper: float, tolerance: float) -> Shift | None:
+    """Kayenta's reading of the interval; None when it is degenerate: the estimate is 0 and an
+    end sits on it, so ``lower > tolerance * |estimate|`` would compare 0 with 0."""
+    if estimate == 0 and (lower == 0 or upper == 0):
+        return None
+    bound = tolerance * abs(estimate)
+    if lower > bound:
+        return "High"
+    if upper < -bound:
+        return "Low"
+    return "Pass"

@@ -65,9 +65,11 @@ class Comparison(_Model):
     upper: float | None = None
     """Upper end of the confidence interval for the shift."""
     p_value: float | None = None
-    """Two-sided p-value of the U test (for people; the verdict uses the interval, as Kayenta)."""
+    """Two-sided p-value of the U test; the verdict uses the interval, as Kayenta, except where
+    the interval is degenerate at 0 (zero-heavy data), where this decides."""
     mean_ratio: float | None = None
-    """Canary mean / stable mean (Kayenta's effect size; 1.0 when the stable mean is 0)."""
+    """Canary mean / stable mean (Kayenta's effect size): 1.0 when both are 0, None when only the
+    stable mean is 0 (a rise from zero passes no ``allowedIncrease``)."""
     method: Literal["exact", "normal", ""] = ""
 
 

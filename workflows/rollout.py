@@ -46,6 +46,8 @@ WORKFLOW_TYPE = "Rollout"
 DERIVED_PHASE_PATCH = "phase-derived-from-pause-conditions"
 # Runs started before a resume/promote during a hold stopped releasing the next step.
 HOLDS_RELEASE_NO_STEP_PATCH = "holds-release-no-step"
+# Runs started before a split check that could never fail was refused at start.
+SPLIT_CHECK_POWER_PATCH = "split-check-must-be-able-to-fail"
 
 
 # Registered as the worker's dynamic workflow so that Temporal hands over the arguments as raw
@@ -100,6 +102,10 @@ class Rollout:
             assert self.spec_error is not None
             await self._fail_invalid(self.spec_error)
         assert self.spec is not None
+        if not self.resuming and workflow.patched(SPLIT_CHECK_POWER_PATCH):
+            problems = self.spec.start_problems()  # a continued run keeps its start's rules
+            if problems:
+                await self._fail_invalid(SpecError(problems))
         spec = args[0]  # handed on unchanged (the same payload) when the rollout continues as new
         state = self.state
         state.legacy_phase_rules = not workflow.patched(DERIVED_PHASE_PATCH)

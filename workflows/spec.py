@@ -38,6 +38,7 @@ from workflows.routers import (
     RouterTraits,
     kinds_with,
 )
+from workflows.split_test import split_check_problems
 from workflows.validation import (
     ArgumentsError,
     SpecError,
@@ -67,6 +68,7 @@ __all__ = [
     "SpecError",
     "Step",
     "VerifySpec",
+    "validate_new_spec",
     "validate_spec",
     "validation_problems",
     "workflow_id_for",
@@ -241,6 +243,15 @@ class RolloutSpec(_SpecModel):
             )
         return problems
 
+    def start_problems(self) -> list[str]:
+        """What a new rollout is refused for, beyond the model's own rules: a ``setWeight`` whose
+        split check could never fail (see :func:`workflows.split_test.split_check_problems`).
+        A rollout already running keeps the rules it started under, so this is not a validator."""
+        if self.verify is None:
+            return []
+        weights = [(n, s.set_weight) for n, s in enumerate(self.steps) if s.set_weight is not None]
+        return split_check_problems(weights, self.verify.samples, self.verify.alpha)
+
     def route_identity(self) -> str:
         """The route this rollout drives, as ownership knows it (``envoy:/path#reviews//``)."""
         return self.router.route_identity(self.namespace, self.service)
@@ -314,3 +325,13 @@ def validate_spec(data: Any) -> RolloutSpec:
         # ValueError and AssertionError): still a bad spec, never a workflow task failing forever.
         problem = f"spec: cannot be validated ({type(exc).__name__}: {exc})"
         raise SpecError(bounded_problems([problem])) from None
+
+
+def validate_new_spec(data: Any) -> RolloutSpec:
+    """:func:`validate_spec`, then the rules only a rollout about to start must pass
+    (:meth:`RolloutSpec.start_problems`)."""
+    spec = validate_spec(data)
+    problems = spec.start_problems()
+    if problems:
+        raise SpecError(bounded_problems(problems))
+    return spec

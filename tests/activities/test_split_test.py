@@ -13,7 +13,13 @@ import random
 import pytest
 from scipy.stats import binom, binomtest
 
-from activities._split_test import DEFAULT_ALPHA, acceptance_range, binomial_two_sided_p_value
+from workflows.split_test import (
+    DEFAULT_ALPHA,
+    acceptance_range,
+    binomial_two_sided_p_value,
+    blind_spots,
+    samples_needed,
+)
 
 
 def _cases() -> list[tuple[int, int, float]]:
@@ -131,9 +137,42 @@ def test_fifty_fifty_served_for_ninety_ten_is_caught() -> None:
 
 
 def test_smallest_canary_share_caught_with_99_percent_at_200_samples() -> None:
-    # served canary share (high side) for an intended 10%: 24.6% is caught 99% of the time
+    # served canary share (high side) for an intended 10%: 24.7% is the first caught 99% of the time
     assert caught(200, 0.1, 0.246) < 0.99 <= caught(200, 0.1, 0.247)
     assert caught(200, 0.1, 0.2) == pytest.approx(0.785, abs=0.001)
     assert caught(200, 0.1, 0.15) == pytest.approx(0.139, abs=0.001)
     # and on the low side, a canary starved to 1.46% or less
     assert caught(200, 0.1, 0.0147) < 0.99 <= caught(200, 0.1, 0.0146)
+
+
+def rejects_both_extremes(samples: int, weight: int, alpha: float) -> bool:
+    p = weight / 100
+    return bool(binomtest(0, samples, p).pvalue < alpha and binomtest(samples, samples, p).pvalue < alpha)
+
+
+@pytest.mark.parametrize("alpha", [0.001, 1e-6])
+@pytest.mark.parametrize("weight", [1, 2, 3, 5, 10, 25, 50, 75, 90, 97, 99])
+def test_samples_needed_to_tell_a_dead_or_all_canary_split(weight: int, alpha: float) -> None:
+    needed = samples_needed(weight, alpha)
+    assert needed is not None
+    assert not rejects_both_extremes(needed - 1, weight, alpha)
+    for samples in range(needed, needed + 30):  # and from there on (checked against scipy)
+        assert rejects_both_extremes(samples, weight, alpha)
+        assert blind_spots(samples, weight, alpha) == []
+
+
+def test_the_default_check_is_blind_to_a_dead_canary_at_one_to_three_percent() -> None:
+    # 200 samples, alpha 0.001: at 1-3% a canary that gets no traffic at all passed the check
+    for weight in (1, 2, 3):
+        assert blind_spots(200, weight, DEFAULT_ALPHA) == ["dead"]
+        assert binomial_two_sided_p_value(0, 200, weight / 100) >= DEFAULT_ALPHA
+    assert blind_spots(200, 4, DEFAULT_ALPHA) == []
+    # and 10 samples at 50/50 passed 10 answers of 10 from the canary
+    assert blind_spots(10, 50, DEFAULT_ALPHA) == ["dead", "all-canary"]
+    assert [samples_needed(w, DEFAULT_ALPHA) for w in (1, 2, 3, 5, 10, 50)] == [757, 379, 253, 153, 73, 11]
+
+
+def test_samples_needed_is_past_the_last_blind_count() -> None:
+    # discreteness: at 5% 145..150 answers reject both extremes, 151 and 152 do not
+    assert blind_spots(148, 5, DEFAULT_ALPHA) == [] and blind_spots(152, 5, DEFAULT_ALPHA) == ["dead"]
+    assert samples_needed(5, DEFAULT_ALPHA) == 153

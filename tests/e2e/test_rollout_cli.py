@@ -433,7 +433,7 @@ async def test_approve_to_served_latency(clean_stack: LocalStack, cli: TemporalC
     steps: list[dict[str, Any]] = []
     for weight in (10, 20, 40, 60, 100):
         steps += [{"setWeight": weight}, {"approval": {}}]
-    spec = stack.spec_for(steps[:-1], samples=20)
+    spec = stack.spec_for(steps[:-1], samples=140)  # the fewest that can check 10% at alpha 1e-6
     workflow_id = unique_id("latency")
     cli.start(workflow_id, write_spec(tmp_path, spec))
     client = await connect(Settings(address=stack.temporal.address))

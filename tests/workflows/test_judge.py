@@ -110,7 +110,7 @@ def test_issue_example_parses_with_defaults() -> None:
     assert latency.failure_limit == 0  # Argo's default: the first failure rolls back
     assert latency.consecutive_error_limit == 4
     assert versus.compare is not None
-    assert versus.compare.confidence == 0.95 and versus.compare.direction == "increase"
+    assert versus.compare.confidence == 0.99 and versus.compare.direction == "increase"
     # round-trips through its own camelCase JSON (what Temporal stores)
     assert AnalysisSpec.model_validate_json(spec.model_dump_json()) == spec
     assert '"failureLimit":1' in spec.model_dump_json()
@@ -454,3 +454,64 @@ def test_pure_modules_import_nothing_a_workflow_sandbox_refuses() -> None:
     )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert output.stdout.strip() == ""
+
+
+# -- what the peers' test cases found ---------------------------------------------------------
+
+
+def test_a_rise_from_zero_errors_is_not_excused_by_allowed_increase() -> None:
+    # Kayenta fails it; the mean ratio used to be set to 1.0 when stable had no errors, so any
+    # allowedIncrease above 1 let the canary pass.
+    zeros = [0.0] * 12
+    for canary in ([0.2] * 12, [0.1, 0.2, 0.3] * 4):
+        judged = compare_samples(zeros, canary, compare(allowedIncrease=1.5, direction="increase"))
+        assert judged.classification == "High", judged.reason
+        assert judged.mean_ratio is None
+        assert assess_comparison(compare(direction="increase"), judged).verdict == "Failed"
+    # both at zero: the ratio is 1 and nothing moved
+    assert compare_samples(zeros, zeros, compare(allowedIncrease=1.5)).mean_ratio == 1.0
+    # a rise from zero that the rank test cannot tell from noise still passes
+    rare = compare_samples(zeros, [0.0] * 11 + [0.1], compare(allowedIncrease=1.5))
+    assert rare.classification == "Pass" and rare.mean_ratio is None
+
+
+def zero_heavy(
+    seed: int, points: int = 180, stable_errors: int = 10, canary_errors: int = 44
+) -> tuple[list[float], list[float]]:
+    """Error ratios of a quiet service: stable errs in ``stable_errors`` of ``points`` steps."""
+    rng = random.Random(seed)
+    stable = [0.0] * (points - stable_errors)
+    stable += [round(rng.uniform(0.005, 0.03), 4) for _ in range(stable_errors)]
+    canary = [0.0] * (points - canary_errors)
+    canary += [round(rng.uniform(0.005, 0.03), 4) for _ in range(canary_errors)]
+    rng.shuffle(stable)
+    rng.shuffle(canary)
+    return stable, canary
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_zero_heavy_errors_are_judged_by_the_rank_test_not_rounding(seed: int) -> None:
+    # The Hodges-Lehmann interval of mostly-zero data collapses onto 0; its ends came back as
+    # +-1e-13 from the bisection and decided High or Pass by the sign of that noise (about half
+    # of these seeds passed). Kayenta says High.
+    stable, canary = zero_heavy(seed)
+    judged = compare_samples(stable, canary, compare(window="1h", direction="increase"))
+    assert judged.p_value == pytest.approx(mannwhitneyu(canary, stable).pvalue, rel=1e-6)
+    assert judged.p_value is not None and judged.p_value < 1e-5
+    assert judged.classification == "High", judged.reason
+    assert (judged.estimate, judged.lower, judged.upper) == (0.0, 0.0, 0.0)
+    assert "rank test decides" in judged.reason
+    # the other way round it is Low, and identical-rate data passes
+    assert compare_samples(canary, stable, compare(window="1h")).classification == "Low"
+    assert compare_samples(stable, zero_heavy(seed + 100)[0], compare(window="1h")).classification == "Pass"
+
+
+def test_the_peers_zero_heavy_case() -> None:
+    # mostly zeros, the canary with about 4.4 times the errors, p about 1e-9 (Pass before the fix)
+    stable, canary = zero_heavy(12, points=240, stable_errors=15, canary_errors=66)
+    judged = compare_samples(stable, canary, compare(window="2h", direction="increase"))
+    assert judged.mean_ratio == pytest.approx(4.4, abs=0.1)
+    assert judged.p_value is not None and judged.p_value < 1e-8
+    assert judged.classification == "High"
+    # Kayenta's effect size still applies: 4.4 times is under allowedIncrease 5
+    assert compare_samples(stable, canary, compare(window="2h", allowedIncrease=5)).classification == "Pass"

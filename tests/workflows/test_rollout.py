@@ -252,6 +252,27 @@ async def test_invalid_spec_fails_at_once_and_touches_nothing(client: Client, ta
     assert called == []
 
 
+async def test_a_split_check_that_cannot_fail_is_refused_at_start(client: Client, task_queue: str) -> None:
+    called: list[str] = []
+
+    @activity.defn(name="read_route")
+    async def read_route(route: RouteInput) -> RouteState:
+        called.append("read_route")
+        raise AssertionError("must not run")
+
+    verify = {"url": "http://127.0.0.1:9/", "header": "x-version"}  # 200 samples, alpha 0.001
+    blind = dry_run_spec([{"setWeight": 2}, {"setWeight": 50}], verify=verify)
+    async with build_worker(client, task_queue, replacing=[read_route]):
+        error = await failure_of(await start_rollout(client, task_queue, blind))
+    assert error.type == "InvalidSpec"
+    assert (
+        "steps[0].setWeight: at 2% the split check cannot tell a dead canary from the intended split "
+        "with 200 samples at alpha 0.001; needs at least 379 samples (verify.samples)"
+    ) in error.message
+    assert "steps[1]" not in error.message
+    assert called == []
+
+
 async def test_verification_failure_rolls_back(client: Client, task_queue: str) -> None:
     weights_seen: list[tuple[int, int]] = []
 

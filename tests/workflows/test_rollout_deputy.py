@@ -48,7 +48,8 @@ def envoy_spec(routes_file: str, steps: list[dict[str, Any]] | None = None) -> d
 
 
 def verify_spec(url: str, **verify: Any) -> dict[str, Any]:
-    return dry_run_spec([{"setWeight": 10}], verify={"url": url, "samples": 10, **verify})
+    # 10 samples can check 0% and 100% only (a 10% split check with 10 samples is refused)
+    return dry_run_spec([{"setWeight": 100}], verify={"url": url, "samples": 10, **verify})
 
 
 async def history_text(handle: WorkflowHandle[Any, Any]) -> str:

@@ -13,6 +13,7 @@ from workflows.spec import (
     ROUTER_SPECS,
     RouterTraits,
     SpecError,
+    validate_new_spec,
     validate_spec,
 )
 from workflows.validation import MAX_PROBLEM_LENGTH, MAX_PROBLEMS
@@ -265,3 +266,52 @@ def test_durations_print_the_way_users_write_them() -> None:
         "1d",
         "90s",
     ]
+
+
+# -- a split check that can fail ---------------------------------------------------------------
+
+
+def verified(steps: list[dict[str, Any]], **verify: Any) -> dict[str, Any]:
+    return base(steps=steps, verify={"url": "http://reviews:9080/", "header": "x-version", **verify})
+
+
+@pytest.mark.parametrize(
+    ("steps", "verify", "expected"),
+    [
+        (
+            [{"setWeight": 2}],
+            {},
+            "steps[0].setWeight: at 2% the split check cannot tell a dead canary from the intended "
+            "split with 200 samples at alpha 0.001; needs at least 379 samples (verify.samples)",
+        ),
+        (
+            [{"setWeight": 10}, {"approval": {}}, {"setWeight": 50}],
+            {"samples": 10},
+            "steps[2].setWeight: at 50% the split check cannot tell a dead canary nor an all-canary "
+            "answer from the intended split with 10 samples at alpha 0.001; needs at least 11 samples",
+        ),
+        (
+            [{"setWeight": 99}],
+            {},
+            "steps[0].setWeight: at 99% the split check cannot tell an all-canary answer from the "
+            "intended split with 200 samples at alpha 0.001; needs at least 757 samples",
+        ),
+    ],
+)
+def test_a_split_check_that_cannot_fail_is_refused_for_a_new_rollout(
+    steps: list[dict[str, Any]], verify: dict[str, Any], expected: str
+) -> None:
+    data = verified(steps, **verify)
+    validate_spec(data)  # a running rollout keeps the rules it started under
+    with pytest.raises(SpecError) as caught:
+        validate_new_spec(data)
+    assert any(expected in problem for problem in caught.value.problems), caught.value.problems
+
+
+def test_split_checks_that_can_fail_pass() -> None:
+    validate_new_spec(base())  # no verify
+    validate_new_spec(verified([{"setWeight": 10}, {"setWeight": 50}, {"setWeight": 100}]))
+    validate_new_spec(verified([{"setWeight": 2}], samples=379))
+    validate_new_spec(verified([{"setWeight": 0}, {"setWeight": 100}], samples=10))  # exact checks
+    # the default plan (10, 50, 100) with the default verify
+    validate_new_spec(base(verify={"url": "http://reviews:9080/", "header": "x-version"}))
