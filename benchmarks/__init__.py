@@ -16,7 +16,7 @@ from importlib.metadata import version
 
 __all__ = ["MODULES", "environment", "summary"]
 
-MODULES = ["approve_latency", "sampling_speed", "decision_quality"]
+MODULES = ["approve_latency", "sampling_speed", "decision_quality", "scale"]
 
 
 def summary(values_ms: list[float]) -> str:
