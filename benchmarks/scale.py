@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
 
 from benchmarks.scale_floor import FLOOR_WORKFLOW
 from benchmarks.scale_stack import (
@@ -36,6 +38,8 @@ from benchmarks.scale_stack import (
     task_latency,
     wait_for_count,
 )
+from worker.main import WORKFLOW_RUNNER
+from workflows.rollout import Rollout
 
 __all__ = ["OpenResult", "measure_open", "measure_throughput", "run"]
 
@@ -43,9 +47,10 @@ START_CONCURRENCY = 50
 APPROVE_SAMPLES = 50
 CONCURRENCIES = (1, 10, 100)
 OPEN_HEADER = (
-    "| open rollouts | to gate | worker CPU / rollout | task mean (tasks) | worker RSS | server RSS "
+    "| open rollouts | to gate | worker CPU / rollout | server CPU / rollout | task mean (tasks) "
+    "| worker RSS | server RSS "
     "| approve p50 / p99 | floor approve p50 / p99 (ratio) | completed/s | floor completed/s "
-    "| floor worker RSS |\n|---|---|---|---|---|---|---|---|---|---|---|"
+    "| floor worker RSS | replay of one rollout |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -56,6 +61,7 @@ class OpenResult:
     n: int
     to_gate_s: float
     worker_cpu_ms_per_rollout: float
+    server_cpu_ms_per_rollout: float
     task_ms_mean: float
     tasks: int
     worker_rss_mb: float
@@ -65,6 +71,22 @@ class OpenResult:
     floor_approve_ms: list[float]
     floor_completed_per_s: float
     floor_rss_mb: float
+    replay_ms: float
+    replay_events: int
+
+
+async def replay_cost(client: Client, workflow_id: str, times: int = 10) -> tuple[float, int]:
+    """CPU ms to replay one rollout waiting at its gate (what an evicted rollout costs when it
+    next moves), in this process with the worker's sandbox; and its history's length."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    replayer = Replayer(
+        workflows=[Rollout], data_converter=pydantic_data_converter, workflow_runner=WORKFLOW_RUNNER
+    )
+    await replayer.replay_workflow(history)  # the first replay imports what the worker already has
+    started = time.process_time()
+    for _ in range(times):
+        await replayer.replay_workflow(history)
+    return (time.process_time() - started) * 1000 / times, len(history.events)
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -99,7 +121,7 @@ async def measure_open(stack: ScaleStack, n: int) -> OpenResult:
     tag = uuid.uuid4().hex[:6]
     ids = [f"scale-{tag}-{i}" for i in range(n)]
     latency_before = task_latency(stack.metrics_address)
-    cpu_before = cpu_seconds(stack.worker.pid)
+    cpu_before, server_before = cpu_seconds(stack.worker.pid), cpu_seconds(stack.server.pid)
     started = time.monotonic()
     starts = [
         lambda i=i: client.start_workflow(
@@ -111,9 +133,11 @@ async def measure_open(stack: ScaleStack, n: int) -> OpenResult:
     at_gate = f'WorkflowType = "Rollout" AND SluiceWaitingFor = "approval" AND SluiceStep = {FIRST_GATE}'
     reached = await wait_for_count(client, at_gate, n, timeout=120 + 2 * n)
     cpu = cpu_seconds(stack.worker.pid) - cpu_before
+    server_cpu = cpu_seconds(stack.server.pid) - server_before
     latency_after = task_latency(stack.metrics_address)
     tasks = latency_after[1] - latency_before[1]
     worker_rss, server_rss = rss_mb(stack.worker.pid), rss_mb(stack.server.pid)
+    replay_ms, replay_events = await replay_cost(client, ids[0])
 
     floor_dir = tempfile.mkdtemp(prefix="sluice-floor-")
     floor_ids = [f"floor-{tag}-{i}" for i in range(n)]
@@ -142,6 +166,7 @@ async def measure_open(stack: ScaleStack, n: int) -> OpenResult:
         n=n,
         to_gate_s=reached - started,
         worker_cpu_ms_per_rollout=cpu * 1000 / n,
+        server_cpu_ms_per_rollout=server_cpu * 1000 / n,
         task_ms_mean=(latency_after[0] - latency_before[0]) / max(tasks, 1),
         tasks=tasks,
         worker_rss_mb=worker_rss,
@@ -151,6 +176,8 @@ async def measure_open(stack: ScaleStack, n: int) -> OpenResult:
         floor_approve_ms=floor_ms,
         floor_completed_per_s=floor_per_s,
         floor_rss_mb=floor_rss,
+        replay_ms=replay_ms,
+        replay_events=replay_events,
     )
 
 
@@ -196,11 +223,12 @@ def _open_rows(results: list[OpenResult]) -> str:
         f50, f99 = statistics.median(r.floor_approve_ms), _percentile(r.floor_approve_ms, 0.99)
         rows.append(
             f"| {r.n:,} | {r.to_gate_s:.1f} s | {r.worker_cpu_ms_per_rollout:.1f} ms | "
+            f"{r.server_cpu_ms_per_rollout:.1f} ms | "
             f"{r.task_ms_mean:.1f} ms ({r.tasks:,}) | {r.worker_rss_mb:.0f} MB | {r.server_rss_mb:.0f} MB | "
             f"{p50:.1f} / {p99:.1f} ms | {f50:.1f} / {f99:.1f} ms ({p50 / f50:.1f}x) | "
             f"{r.completed_per_s:.1f} | {r.floor_completed_per_s:.1f} "
             f"({r.floor_completed_per_s / r.completed_per_s:.1f}x ours) | "
-            f"{r.floor_rss_mb:.0f} MB |"
+            f"{r.floor_rss_mb:.0f} MB | {r.replay_ms:.1f} ms ({r.replay_events} events) |"
         )
     return "\n".join(rows)
 
@@ -241,11 +269,14 @@ service, so each owns its route) with the plan `setWeight 10, approval, setWeigh
 removeOld` (the default plan with one gate, so one `approve` finishes it) are started
 {START_CONCURRENCY} at a time; *to gate* is until visibility counts all N waiting at step {FIRST_GATE}.
 *Worker CPU* is the worker process's CPU time (`/proc`) from the first start until then, per
-rollout (its `RouteClaim` child and activities included); *task* is the SDK's mean
-`temporal_workflow_task_execution_latency` over those tasks (count in brackets). RSS is read with
-all N open. Then {APPROVE_SAMPLES} `approve` updates (`execute_update`, one at a time, interleaved
-with the floor's) are timed while the others stay open, and the rest are approved
-{START_CONCURRENCY} at a time: *completed/s* is until visibility counts all N completed.
+rollout (its `RouteClaim` child and activities included), and the dev server's likewise; *task*
+is the SDK's mean `temporal_workflow_task_execution_latency` over those tasks (count in
+brackets). RSS is read with all N open. *Replay* is the CPU time to replay one of them from its
+history (fetched from the server, replayed in the benchmark's process with the worker's sandbox,
+mean of 10): what a rollout evicted from the worker's cache costs when it next moves. Then
+{APPROVE_SAMPLES} `approve` updates (`execute_update`, one at a time, interleaved with the floor's)
+are timed while the others stay open, and the rest are approved {START_CONCURRENCY} at a time:
+*completed/s* is until visibility counts all N completed.
 The floor (`benchmarks/scale_floor.py`): a bare temporalio workflow that waits for an update and
 runs one activity renaming a file, N of them open beside the rollouts on its own worker.
 
