@@ -81,7 +81,8 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=[Rollout, RouteClaim],
-        workflow_runner=WORKFLOW_RUNNER,
+        # A runner of its own: the SDK sets worker-level settings on the runner it is given.
+        workflow_runner=SandboxedWorkflowRunner(restrictions=WORKFLOW_RUNNER.restrictions),
         activities=[*activities, *replacing],
         interceptors=[PolicyInterceptor(policy)],
         activity_executor=ThreadPoolExecutor(max_workers=sizing.max_concurrent_activities),
