@@ -16,7 +16,14 @@ from importlib.metadata import version
 
 __all__ = ["MODULES", "environment", "summary"]
 
-MODULES = ["approve_latency", "sampling_speed", "compare_confidence", "decision_quality", "sequential"]
+MODULES = [
+    "approve_latency",
+    "sampling_speed",
+    "compare_confidence",
+    "decision_quality",
+    "sequential",
+    "scale",
+]
 
 
 def summary(values_ms: list[float]) -> str:

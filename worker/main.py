@@ -15,6 +15,7 @@ import structlog
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import ALL_ACTIVITIES
 from activities.claims import ClaimActivities
@@ -24,13 +25,30 @@ from worker.client import SearchAttributesMissing, connect, ensure_search_attrib
 from worker.logging import configure_logging
 from worker.metrics import MetricsUnavailable, metrics_runtime
 from worker.settings import Settings, SettingsError
+from worker.sizing import WorkerSizing
 from workflows.rollout import Rollout
 from workflows.route_claim import RouteClaim
 
-__all__ = ["activity_name", "build_worker", "main", "run_worker"]
+__all__ = ["WORKFLOW_RUNNER", "activity_name", "build_worker", "main", "run_worker"]
 
 log = structlog.get_logger("worker")
 _HEALTH_INTERVAL_SECONDS = 5.0
+
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows")
+)
+"""The sandbox, with sluicegate's own ``workflows`` package passed through.
+
+By default the sandbox re-imports a workflow's module for every run it starts (and again for
+every replay after an eviction): for ``workflows.rollout`` that meant compiling it (no ``.pyc``
+under ``PYTHONDONTWRITEBYTECODE``) and applying ``@workflow.defn`` to its 20 handlers, about a
+fifth of the worker's busy time in a profile; passing it through saved 5% of the worker's CPU per
+rollout and a quarter of the cost of replaying one (docs/scaling.md). Every other ``workflows`` module was
+already imported passed through; the package keeps no state in its modules (constants only), so
+sharing them between runs changes nothing a run sees. Each run still gets its own sandbox (its
+restricted builtins and a fresh copy of any module not passed through); as for the other
+``workflows`` modules, determinism is held by the rules in STYLE.md and the replay of the saved
+histories (tests/workflows/test_replay.py), not by the sandbox's module proxies."""
 
 
 def build_worker(
@@ -40,6 +58,7 @@ def build_worker(
     *,
     replacing: Sequence[Callable[..., Any]] = (),
     ui_url: str | None = None,
+    sizing: WorkerSizing | None = None,
 ) -> Worker:
     """The Worker hosting ``Rollout``, ``RouteClaim`` and every activity (the tests use this too).
 
@@ -47,12 +66,15 @@ def build_worker(
     the environment's ``SLUICE_*`` settings describe, as ``python -m worker`` uses). ``replacing``
     swaps activities for others registered under the same name (tests inject faults so).
     ``ui_url`` is the Temporal UI base notifications link to (default, with no ``policy``
-    given: ``SLUICE_UI_URL`` from the environment, like the policy).
+    given: ``SLUICE_UI_URL`` from the environment, like the policy). ``sizing``: its cache and
+    slots (default: the SDK's).
     """
     if policy is None:
         settings = Settings.from_env()
         policy = settings.policy()
         ui_url = ui_url if ui_url is not None else settings.ui_url
+        sizing = sizing or settings.sizing
+    sizing = sizing or WorkerSizing()
     replaced = {activity_name(fake) for fake in replacing}
     bound = [*ClaimActivities(client).all(), NotifyActivities(ui_url).notify]
     activities = [a for a in [*ALL_ACTIVITIES, *bound] if activity_name(a) not in replaced]
@@ -60,9 +82,14 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=[Rollout, RouteClaim],
+        # A runner of its own: the SDK sets worker-level settings on the runner it is given.
+        workflow_runner=SandboxedWorkflowRunner(restrictions=WORKFLOW_RUNNER.restrictions),
         activities=[*activities, *replacing],
         interceptors=[PolicyInterceptor(policy)],
-        activity_executor=ThreadPoolExecutor(max_workers=16),
+        activity_executor=ThreadPoolExecutor(max_workers=sizing.max_concurrent_activities),
+        max_cached_workflows=sizing.max_cached_workflows,
+        max_concurrent_workflow_tasks=sizing.max_concurrent_workflow_tasks,
+        max_concurrent_activities=sizing.max_concurrent_activities,
         # Activities are short; give in-flight ones time to finish on SIGTERM.
         graceful_shutdown_timeout=timedelta(seconds=20),
     )
@@ -91,7 +118,9 @@ async def run_worker(settings: Settings) -> None:
     added = await ensure_search_attributes(client, register=settings.register_search_attributes)
     if added:
         log.info("search attributes registered", names=added)
-    worker = build_worker(client, settings.task_queue, settings.policy(), ui_url=settings.ui_url)
+    worker = build_worker(
+        client, settings.task_queue, settings.policy(), ui_url=settings.ui_url, sizing=settings.sizing
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -102,6 +131,7 @@ async def run_worker(settings: Settings) -> None:
         address=settings.address,
         namespace=settings.namespace,
         task_queue=settings.task_queue,
+        max_cached_workflows=settings.sizing.max_cached_workflows,
         routes_dirs=[str(d) for d in settings.routes_dirs],
         allowed_hosts=[r.pattern for r in settings.allowed_hosts] or "any but link-local/metadata",
         secret_env=list(settings.secret_env),

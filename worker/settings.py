@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from activities.outbound import HostRule, OutboundPolicy
 from activities.policy import WorkerPolicy
 from worker.metrics import check_metrics_address
+from worker.sizing import SizingError, WorkerSizing
 
 __all__ = ["Settings", "SettingsError"]
 
@@ -45,6 +46,10 @@ class Settings:
 
     ``SLUICE_METRICS_ADDRESS``: ``IP:port`` to serve Prometheus metrics on, at ``/metrics``
     (``0.0.0.0:9464`` in a Pod); Temporal SDK metrics and sluicegate's. Unset: no endpoint.
+
+    ``SLUICE_MAX_CACHED_WORKFLOWS``, ``SLUICE_MAX_CONCURRENT_WORKFLOW_TASKS``,
+    and ``SLUICE_MAX_CONCURRENT_ACTIVITIES``: the worker's cache and slots
+    (:class:`~worker.sizing.WorkerSizing`).
     """
 
     address: str = "127.0.0.1:7233"
@@ -65,6 +70,7 @@ class Settings:
     secrets_dirs: tuple[Path, ...] = ()
     ui_url: str | None = None
     metrics_address: str | None = None
+    sizing: WorkerSizing = field(default_factory=WorkerSizing)
 
     def policy(self) -> WorkerPolicy:
         """What specs may make this worker do; its own credential files are never secrets."""
@@ -137,6 +143,10 @@ class Settings:
                 check_metrics_address(metrics_address)
             except ValueError as error:
                 raise SettingsError(f"SLUICE_METRICS_ADDRESS: {error}") from None
+        try:
+            sizing = WorkerSizing.from_env(env)
+        except SizingError as error:
+            raise SettingsError(str(error)) from None
         return cls(
             address=address,
             namespace=env.get("TEMPORAL_NAMESPACE", cls.namespace),
@@ -156,4 +166,5 @@ class Settings:
             secrets_dirs=directories("SLUICE_SECRETS_DIR"),
             ui_url=ui_url.rstrip("/") if ui_url is not None else None,
             metrics_address=metrics_address,
+            sizing=sizing,
         )

@@ -17,7 +17,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
 
 from workflows._base import _SpecModel
 from workflows._durations import Duration, RequestTimeout
@@ -89,6 +88,15 @@ class RemoveOldStep(_SpecModel):
     delay: Duration = timedelta(seconds=30)
 
 
+_STEP_KINDS = (
+    ("set_weight", "setWeight"),
+    ("approval", "approval"),
+    ("pause", "pause"),
+    ("remove_old", "removeOld"),
+)
+"""Each step field and its kind as the spec spells it (read on every step of every run)."""
+
+
 class Step(_SpecModel):
     """One step of the plan: exactly one of ``setWeight``, ``approval``, ``pause``, ``removeOld``."""
 
@@ -125,9 +133,9 @@ class Step(_SpecModel):
     @property
     def kind(self) -> str:
         """The step's kind as the spec spells it."""
-        for name in ("set_weight", "approval", "pause", "remove_old"):
+        for name, kind in _STEP_KINDS:
             if getattr(self, name) is not None:
-                return to_camel(name)
+                return kind
         raise AssertionError("validated step has no kind")
 
 

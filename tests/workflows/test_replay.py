@@ -16,6 +16,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from tests.histories.record import HISTORIES, SCENARIOS
+from worker.main import WORKFLOW_RUNNER
 from workflows.rollout import Rollout
 
 SAVED = sorted(HISTORIES.glob("*/*.json"))
@@ -54,6 +55,9 @@ def test_every_recording_holds_the_required_scenarios() -> None:
 @pytest.mark.parametrize("path", SAVED, ids=[f"{p.parent.name}/{p.stem}" for p in SAVED])
 async def test_saved_history_replays_without_nondeterminism(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    replayer = Replayer(workflows=[Rollout], data_converter=pydantic_data_converter)
+    # Replayed in the sandbox the worker runs (its passthrough modules), as a worker would.
+    replayer = Replayer(
+        workflows=[Rollout], data_converter=pydantic_data_converter, workflow_runner=WORKFLOW_RUNNER
+    )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.relative_to(HISTORIES)}: {result.replay_failure!r}"
