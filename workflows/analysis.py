@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from workflows._base import _SpecModel, http_url
 from workflows._durations import Duration
+from workflows.prometheus_source import PrometheusServer
 from workflows.sequential_spec import SequentialSpec
 
 __all__ = [
@@ -51,26 +52,12 @@ DESTINATION_PLACEHOLDER = "{{destination}}"
 Direction = Literal["increase", "decrease", "either"]
 EnvoyMeasure = Literal["p99LatencyMs", "errorRate"]
 
-_TOKEN_KEYS = ("bearerToken", "bearer_token", "token", "password", "authorization")
-
 
 def _http_url(value: str) -> str:
     return http_url(value).rstrip("/")
 
 
-def _refuse_inline_secrets(data: Any) -> Any:
-    # extra="forbid" would reject these anyway; say why, so nobody "fixes" it by renaming the key.
-    if isinstance(data, dict):
-        for key in _TOKEN_KEYS:
-            if key in data:
-                raise ValueError(
-                    f"{key}: a secret must not be written in the spec (it is stored in the "
-                    "workflow history); name it with bearerTokenEnv or bearerTokenFile"
-                )
-    return data
-
-
-class PrometheusMetricSource(_SpecModel):
+class PrometheusMetricSource(PrometheusServer):
     """A Prometheus server and an instant query that returns a single number.
 
     An empty result is "no data" (inconclusive), as is NaN; more than one series is an error. Write
@@ -78,32 +65,8 @@ class PrometheusMetricSource(_SpecModel):
     ``(sum(rate(errors[1m])) or vector(0)) / (sum(rate(total[1m])) > 0) or vector(0)``.
     """
 
-    address: str
-    """Base URL of the Prometheus HTTP API, e.g. ``http://prometheus:9090``."""
     query: str = Field(min_length=1)
     """PromQL; for ``compare`` it must contain ``{{destination}}``."""
-    bearer_token_env: str | None = None
-    """Name of an environment variable of the worker that holds a bearer token."""
-    bearer_token_file: str | None = None
-    """Path of a file on the worker that holds a bearer token (e.g. a mounted secret)."""
-    timeout: Duration = timedelta(seconds=10)
-    """How long one HTTP request to Prometheus may take."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_inline_secret(cls, data: Any) -> Any:
-        return _refuse_inline_secrets(data)
-
-    @field_validator("address")
-    @classmethod
-    def _address(cls, value: str) -> str:
-        return _http_url(value)
-
-    @model_validator(mode="after")
-    def _one_token_source(self) -> PrometheusMetricSource:
-        if self.bearer_token_env is not None and self.bearer_token_file is not None:
-            raise ValueError("set at most one of bearerTokenEnv or bearerTokenFile")
-        return self
 
 
 class EnvoyMetricSource(_SpecModel):

@@ -14,52 +14,18 @@ Two ways to read the counters:
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
 from workflows._base import _SpecModel, http_url
 from workflows._durations import Duration
+from workflows.prometheus_source import PrometheusServer
 
 __all__ = ["CounterQueries", "EnvoyAdminSource", "PrometheusServerSource", "SequentialSpec"]
 
-_TOKEN_KEYS = ("bearerToken", "bearer_token", "token", "password", "authorization")
 
-
-class PrometheusServerSource(_SpecModel):
+class PrometheusServerSource(PrometheusServer):
     """A Prometheus server (the queries are the ``canary`` and ``stable`` counters)."""
-
-    address: str
-    """Base URL of the Prometheus HTTP API, e.g. ``http://prometheus:9090``."""
-    bearer_token_env: str | None = None
-    """Name of an environment variable of the worker that holds a bearer token."""
-    bearer_token_file: str | None = None
-    """Path of a file on the worker that holds a bearer token."""
-    timeout: Duration = timedelta(seconds=10)
-    """How long one HTTP request to Prometheus may take."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_inline_secret(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for key in _TOKEN_KEYS:
-                if key in data:
-                    raise ValueError(
-                        f"{key}: a secret must not be written in the spec (it is stored in the "
-                        "workflow history); name it with bearerTokenEnv or bearerTokenFile"
-                    )
-        return data
-
-    @field_validator("address")
-    @classmethod
-    def _address(cls, value: str) -> str:
-        return http_url(value).rstrip("/")
-
-    @model_validator(mode="after")
-    def _one_token_source(self) -> PrometheusServerSource:
-        if self.bearer_token_env is not None and self.bearer_token_file is not None:
-            raise ValueError("set at most one of bearerTokenEnv or bearerTokenFile")
-        return self
 
 
 class EnvoyAdminSource(_SpecModel):
