@@ -55,18 +55,44 @@ from workflows.measurements import AnalysisState, Measurement, MetricResult
 
 __all__ = ["KINDS", "METHODS", "Kind", "Outcome", "report", "run", "simulate"]
 
-BUCKET = 10  # seconds per bucket (the compare step)
-INTERVAL = 30  # seconds between measurements
-PLAN = ((10, 600), (50, 600))  # (canary weight %, seconds at it); past the last step: promoted
-TOTAL_RPS = 100.0
 BASE_ERROR_RATE = 0.01
-LATENCY_MS = 100.0
-LATENCY_NOISE_MS = 10.0
-HISTORY_BUCKETS = 12  # stable's data before the canary's first traffic
 SEED = 20261205
 SECTION = "## Decision quality: simulated rollouts through the real judge functions"
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 T0 = datetime(2026, 12, 5, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a simulated rollout looks like: traffic, plan, how often and over what each method
+    measures. The defaults are the realistic service of the main table; the real-stack
+    cross-check (:mod:`benchmarks.decision_real`) simulates its own, compressed settings."""
+
+    bucket: int = 10
+    """Seconds per bucket: the compare step (one point per version)."""
+    interval: int = 30
+    """Seconds between measurements (a multiple of ``bucket``)."""
+    plan: tuple[tuple[int, int], ...] = ((10, 600), (50, 600))
+    """(canary weight %, seconds at it); past the last step: promoted."""
+    total_rps: float = 100.0
+    threshold_window: int = 60
+    """Seconds the threshold's error ratio and latency are taken over (``rate(...[1m])``)."""
+    compare_window: str = "2m"
+    latency_ms: float = 100.0
+    latency_noise_ms: float = 10.0
+    latency_max_ms: float = 130.0
+    """The threshold method's latency limit."""
+    history_buckets: int = 12
+    """Stable's data before the canary's first traffic."""
+    inconclusive_limit: int = 2
+    """Every metric's ``inconclusiveLimit`` (compare counts its first, too-short windows)."""
+
+    @property
+    def per_measurement(self) -> int:
+        return self.interval // self.bucket
+
+
+REALISTIC = Settings()
 
 
 @dataclass(frozen=True)
@@ -102,15 +128,15 @@ class Streams:
     latency: dict[str, np.ndarray]
 
 
-def streams(kind: Kind, rng: np.random.Generator) -> Streams:
-    weights = [0] * HISTORY_BUCKETS
-    for weight, seconds in PLAN:
-        weights += [weight] * (seconds // BUCKET)
+def streams(kind: Kind, rng: np.random.Generator, settings: Settings = REALISTIC) -> Streams:
+    weights = [0] * settings.history_buckets
+    for weight, seconds in settings.plan:
+        weights += [weight] * (seconds // settings.bucket)
     share = np.array(weights) / 100
     requests, errors, latency = {}, {}, {}
     for version, version_share in (("stable", 1 - share), ("canary", share)):
         is_canary = version == "canary"
-        expected = TOTAL_RPS * version_share * BUCKET
+        expected = settings.total_rps * version_share * settings.bucket
         if is_canary and kind.unreachable:
             expected = np.zeros_like(expected)
         count = rng.poisson(expected)
@@ -118,14 +144,14 @@ def streams(kind: Kind, rng: np.random.Generator) -> Streams:
         requests[version] = count
         errors[version] = rng.binomial(count, rate)
         extra = kind.extra_latency_ms if is_canary else 0.0
-        points = rng.normal(LATENCY_MS + extra, LATENCY_NOISE_MS, len(count))
+        points = rng.normal(settings.latency_ms + extra, settings.latency_noise_ms, len(count))
         latency[version] = np.where(count > 0, points, np.nan)
     return Streams(requests, errors, latency)
 
 
 # -- methods: each turns the streams up to bucket ``end`` into one measurement per metric ------
 
-Measure = Callable[[MetricSpec, Streams, int], Measurement]
+Measure = Callable[[MetricSpec, Streams, int, Settings], Measurement]
 PROMETHEUS = {"address": "http://prometheus:9090", "query": "q"}
 COMPARE = {"address": "http://prometheus:9090", "query": 'q{d="{{destination}}"}'}
 
@@ -136,8 +162,8 @@ def _measurement(metric: MetricSpec, value: float | None, verdict: str, message:
     )
 
 
-def _threshold(metric: MetricSpec, data: Streams, end: int) -> Measurement:
-    window = slice(end - 6, end)  # the last minute
+def _threshold(metric: MetricSpec, data: Streams, end: int, settings: Settings) -> Measurement:
+    window = slice(end - settings.threshold_window // settings.bucket, end)
     requests = int(data.requests["canary"][window].sum())
     if metric.name == "errors":
         # (sum(rate(errors)) or vector(0)) / (sum(rate(total)) > 0) or vector(0): 0 without traffic
@@ -149,10 +175,10 @@ def _threshold(metric: MetricSpec, data: Streams, end: int) -> Measurement:
     return _measurement(metric, value, verdict, message)
 
 
-def _compare(metric: MetricSpec, data: Streams, end: int) -> Measurement:
+def _compare(metric: MetricSpec, data: Streams, end: int, settings: Settings) -> Measurement:
     spec = metric.compare
     assert spec is not None
-    points = int(spec.window.total_seconds() // BUCKET) + 1
+    points = int(spec.window.total_seconds() // settings.bucket) + 1
     window = slice(end - points, end)
     if metric.name == "errors":
         series = {
@@ -182,29 +208,42 @@ SEQUENTIAL_ALPHA = 0.01  # the sequential metric's defaults
 SEQUENTIAL_TOLERANCE = 0.1
 
 
-def _methods_threshold() -> AnalysisSpec:
+def _methods_threshold(settings: Settings) -> AnalysisSpec:
     return AnalysisSpec.model_validate(
         {
-            "interval": f"{INTERVAL}s",
+            "interval": f"{settings.interval}s",
             "metrics": [
-                {"name": "errors", "prometheus": PROMETHEUS, "max": 0.03, "failureLimit": 1},
-                {"name": "latency", "prometheus": PROMETHEUS, "max": 130, "inconclusiveLimit": 2},
+                {
+                    "name": "errors",
+                    "prometheus": PROMETHEUS,
+                    "max": 0.03,
+                    "failureLimit": 1,
+                    "inconclusiveLimit": settings.inconclusive_limit,
+                },
+                {
+                    "name": "latency",
+                    "prometheus": PROMETHEUS,
+                    "max": settings.latency_max_ms,
+                    "inconclusiveLimit": settings.inconclusive_limit,
+                },
             ],
         }
     )
 
 
-def _methods() -> list[Method]:
-    threshold = _methods_threshold()
+def _methods(settings: Settings = REALISTIC) -> list[Method]:
+    threshold = _methods_threshold(settings)
+    compare_spec = {
+        "prometheus": COMPARE,
+        "direction": "increase",
+        "window": settings.compare_window,
+        "step": f"{settings.bucket}s",
+    }
     compare = AnalysisSpec.model_validate(
         {
-            "interval": f"{INTERVAL}s",
+            "interval": f"{settings.interval}s",
             "metrics": [
-                {
-                    "name": name,
-                    "compare": {"prometheus": COMPARE, "direction": "increase"},
-                    "inconclusiveLimit": 2,
-                }
+                {"name": name, "compare": compare_spec, "inconclusiveLimit": settings.inconclusive_limit}
                 for name in ("errors", "latency")
             ],
         }
@@ -220,20 +259,20 @@ def _methods() -> list[Method]:
             )
         )
     else:  # the sequential branch is merged: its counts, judged by its own functions
-        methods.append(_sequential_method())
+        methods.append(_sequential_method(settings))
     return methods
 
 
-def _sequential_method() -> Method:
+def _sequential_method(settings: Settings) -> Method:
     """``sequential`` on the error counts (the API of the ``sequential`` branch: ``observe`` and
     ``judge`` over cumulative ``Counters``) beside ``threshold``'s latency metric. The errors'
     verdict is recorded as a measurement of a ``failureLimit: 0`` metric, so the same tally and
     decision functions decide."""
     sequential = importlib.import_module("workflows.sequential")
-    threshold = _methods_threshold()
+    threshold = _methods_threshold(settings)
     analysis = AnalysisSpec.model_validate(
         {
-            "interval": f"{INTERVAL}s",
+            "interval": f"{settings.interval}s",
             "metrics": [
                 {"name": "errors", "prometheus": PROMETHEUS, "max": 0.5},  # stands in: verdicts below
                 threshold.metrics[1].model_dump(by_alias=True),
@@ -242,11 +281,11 @@ def _sequential_method() -> Method:
     )
     states: dict[int, Any] = {}
 
-    def measure(metric: MetricSpec, data: Streams, end: int) -> Measurement:
+    def measure(metric: MetricSpec, data: Streams, end: int, settings: Settings) -> Measurement:
         if metric.name != "errors":
-            return _threshold(metric, data, end)
+            return _threshold(metric, data, end, settings)
         key = id(data)
-        if end == HISTORY_BUCKETS + INTERVAL // BUCKET:
+        if end == settings.history_buckets + settings.per_measurement:
             states.pop(key, None)
         reading = sequential.Counters(
             canary_errors=float(data.errors["canary"][:end].sum()),
@@ -255,7 +294,7 @@ def _sequential_method() -> Method:
             stable_requests=float(data.requests["stable"][:end].sum()),
         )
         if key not in states:  # the baseline: the counters when analysis started
-            start = HISTORY_BUCKETS
+            start = settings.history_buckets
             states[key], _ = sequential.observe(
                 None,
                 sequential.Counters(
@@ -288,53 +327,55 @@ class Outcome:
     canary_requests: int
 
 
-def judge(method: Method, data: Streams) -> Outcome:
-    """Measure every ``INTERVAL`` from the canary's first traffic until a decision or the end."""
+def judge(method: Method, data: Streams, settings: Settings = REALISTIC) -> Outcome:
+    """Measure every ``interval`` from the canary's first traffic until a decision or the end."""
     assert method.analysis is not None and method.measure is not None
     state = AnalysisState()
-    per_measurement = INTERVAL // BUCKET
+    per_measurement = settings.per_measurement
     total_buckets = len(data.requests["canary"])
-    started = HISTORY_BUCKETS
+    started = settings.history_buckets
     for end in range(started + per_measurement, total_buckets + 1, per_measurement):
         metrics = dict(state.metrics)
         for metric in method.analysis.metrics:
             current = metrics.get(metric.name) or MetricResult(name=metric.name)
             metrics[metric.name] = record_measurement(
-                metric, current, method.measure(metric, data, end), keep=0
+                metric, current, method.measure(metric, data, end, settings), keep=0
             )
         state = state.model_copy(update={"metrics": metrics})
         outcome = assess_analysis(method.analysis, state)
         if outcome.phase != "Running":
-            seconds = (end - started) * BUCKET
-            weight = _weight_at(seconds)
+            seconds = (end - started) * settings.bucket
+            weight = _weight_at(seconds, settings)
             requests = int(data.requests["canary"][started:end].sum())
             return Outcome(
                 "rolled back" if outcome.phase == "Failed" else "paused", weight, seconds, requests
             )
-    seconds = (total_buckets - started) * BUCKET
+    seconds = (total_buckets - started) * settings.bucket
     return Outcome("promoted", 100, seconds, int(data.requests["canary"][started:].sum()))
 
 
-def _weight_at(seconds: float) -> int:
+def _weight_at(seconds: float, settings: Settings) -> int:
     elapsed = 0
-    for weight, duration in PLAN:
+    for weight, duration in settings.plan:
         elapsed += duration
         if seconds <= elapsed:
             return weight
     return 100
 
 
-def simulate(rollouts: int, seed: int = SEED) -> dict[str, dict[str, list[Outcome]]]:
+def simulate(
+    rollouts: int, seed: int = SEED, settings: Settings = REALISTIC
+) -> dict[str, dict[str, list[Outcome]]]:
     """Per kind, per method: the outcomes of ``rollouts`` simulated rollouts (same streams for
     every method)."""
-    methods = [m for m in _methods() if m.measure is not None]
+    methods = [m for m in _methods(settings) if m.measure is not None]
     results: dict[str, dict[str, list[Outcome]]] = {k.name: {m.name: [] for m in methods} for k in KINDS}
     for index, kind in enumerate(KINDS):
         rng = np.random.default_rng([seed, index])
         for _ in range(rollouts):
-            data = streams(kind, rng)
+            data = streams(kind, rng, settings)
             for method in methods:
-                results[kind.name][method.name].append(judge(method, data))
+                results[kind.name][method.name].append(judge(method, data, settings))
     return results
 
 
@@ -367,7 +408,8 @@ def report(results: dict[str, dict[str, list[Outcome]]], rollouts: int, elapsed:
                 f"{len(paused)} | {_median([o.canary_requests for o in decided])} | "
                 f"{_median([o.seconds for o in decided])} |"
             )
-    plan = " → ".join(f"{w}% for {s // 60} min" for w, s in PLAN)
+    settings = REALISTIC
+    plan = " → ".join(f"{w}% for {s // 60} min" for w, s in settings.plan)
     return "\n".join(
         [
             SECTION,
@@ -375,7 +417,7 @@ def report(results: dict[str, dict[str, list[Outcome]]], rollouts: int, elapsed:
             f"{rollouts} simulated rollouts per canary kind (seed {SEED}), {elapsed / 60:.1f} min on "
             f"{os.cpu_count()} CPUs ({platform.machine()}, shared with other work). Every method "
             "judges the same streams. Plan: "
-            f"{plan}, then promoted; analysis every {INTERVAL}s from the first canary traffic.",
+            f"{plan}, then promoted; analysis every {settings.interval}s from the first canary traffic.",
             "",
             "For the healthy kind the third column is the false-rollback rate with its one-sided 95% "
             "upper confidence bound (Clopper-Pearson); for the others it is the share caught "
@@ -389,9 +431,10 @@ def report(results: dict[str, dict[str, list[Outcome]]], rollouts: int, elapsed:
             "",
             "Settings:",
             "",
-            f"- service: {TOTAL_RPS:g} requests/s split by the plan's weight (Poisson per 10s "
-            f"bucket); both versions {BASE_ERROR_RATE:.0%} errors (binomial per request) and a "
-            f"latency point of {LATENCY_MS:g} ± {LATENCY_NOISE_MS:g} ms (Gaussian) per bucket; "
+            f"- service: {settings.total_rps:g} requests/s split by the plan's weight (Poisson per "
+            f"{settings.bucket}s bucket); both versions {BASE_ERROR_RATE:.0%} errors (binomial per "
+            f"request) and a latency point of {settings.latency_ms:g} ± "
+            f"{settings.latency_noise_ms:g} ms (Gaussian) per bucket; "
             "dead: every canary request fails; unreachable: the canary gets no requests",
             "- `threshold`: `errors` = canary errors / requests over the last minute (0 without "
             "traffic, as `(...) or vector(0)` reads), `max: 0.03`, `failureLimit: 1`; `latency` = "

@@ -45,3 +45,19 @@ def test_the_real_stack_check_imports_and_the_bounds_are_exact() -> None:
     assert abs(upper_bound(0, 1000) - (1 - 0.05 ** (1 / 1000))) < 1e-12  # the rule of three, exactly
     low, high = clopper_pearson(5, 10)
     assert 0.187 < low < 0.188 and 0.812 < high < 0.813
+
+
+def test_the_real_stack_report_sets_each_kind_beside_its_simulation() -> None:
+    decision_real = importlib.import_module("benchmarks.decision_real")
+    simulated = decision_quality.simulate(3, seed=2, settings=decision_real.SIMULATED)
+    outcomes = [
+        decision_real.Outcome(kind, method, "rolled back", 10, 4.0, "errors", "1")
+        for kind, _ in decision_real.KINDS
+        for method in decision_real.METHODS
+    ]
+    section = decision_real._report(outcomes, 1, 60.0, simulated, 3)
+    rows = [line for line in section.splitlines() if line.startswith("| dead (all errors) |")]
+    assert [row.split(" | ")[1] for row in rows] == decision_real.METHODS
+    # real: 1 rolled back early; simulated at the same settings: every dead canary caught at 10%
+    assert all("| errors 1 | 0% | 100% | 100% |" in row for row in rows)
+    assert all("| 1 | 0 | 1 | 1 | - | 4.0 | errors 1 |" in row for row in rows)
