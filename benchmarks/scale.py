@@ -45,6 +45,8 @@ __all__ = ["OpenResult", "measure_open", "measure_throughput", "run"]
 
 START_CONCURRENCY = 50
 APPROVE_SAMPLES = 50
+COMPLETE_AT_MOST = int(os.environ.get("SLUICE_BENCH_SCALE_COMPLETE", "1000"))
+"""Rollouts approved to completion per N (the rest stay open): 10,000 would take half an hour."""
 CONCURRENCIES = (1, 10, 100)
 OPEN_HEADER = (
     "| open rollouts | to gate | worker CPU / rollout | server CPU / rollout | task mean (tasks) "
@@ -68,6 +70,8 @@ class OpenResult:
     server_rss_mb: float
     approve_ms: list[float]
     completed_per_s: float
+    completed: int
+    """How many were approved to completion for ``completed_per_s`` (the rest stayed open)."""
     floor_approve_ms: list[float]
     floor_completed_per_s: float
     floor_rss_mb: float
@@ -104,15 +108,16 @@ async def _approve_timed(client: Client, workflow_ids: list[str], payload: Any) 
 
 
 async def _approve_all(
-    client: Client, workflow_ids: list[str], payload: Any, query: str, total: int
+    client: Client, workflow_ids: list[str], payload: Any, query: str, total: int, already: int
 ) -> float:
+    """Approve ``workflow_ids``; their completions per second (``already`` had completed)."""
     started = time.monotonic()
     calls = [
         lambda w=w: client.get_workflow_handle(w).execute_update("approve", payload) for w in workflow_ids
     ]
     await gather_limited(calls, START_CONCURRENCY)
     done = await wait_for_count(client, query, total, timeout=120 + total)
-    return total / max(done - started, 1e-9)
+    return (total - already) / max(done - started, 1e-9)
 
 
 async def measure_open(stack: ScaleStack, n: int) -> OpenResult:
@@ -151,15 +156,20 @@ async def measure_open(stack: ScaleStack, n: int) -> OpenResult:
     await asyncio.sleep(1)  # the floor's first workflow tasks (nothing to poll: it has no status)
     floor_rss = rss_mb(stack.floor.pid)
 
-    sample = min(APPROVE_SAMPLES, n)
+    sample = min(APPROVE_SAMPLES, max(1, n // 2))  # half at least are left to complete
     approve_ms, floor_ms = [], []
     for index in range(sample):  # interleaved, so both see the same moment's load
         approve_ms += await _approve_timed(client, [ids[index]], {"by": "bench"})
         floor_ms += await _approve_timed(client, [floor_ids[index]], "bench")
     completed = 'ExecutionStatus = "Completed" AND WorkflowType = '
-    per_s = await _approve_all(client, ids[sample:], {"by": "bench"}, completed + '"Rollout"', n)
+    finish = max(sample, min(n, COMPLETE_AT_MOST))
+    await wait_for_count(client, completed + '"Rollout"', sample, timeout=120)
+    per_s = await _approve_all(
+        client, ids[sample:finish], {"by": "bench"}, completed + '"Rollout"', finish, sample
+    )
+    await wait_for_count(client, completed + f'"{FLOOR_WORKFLOW}"', sample, timeout=120)
     floor_per_s = await _approve_all(
-        client, floor_ids[sample:], "bench", completed + f'"{FLOOR_WORKFLOW}"', n
+        client, floor_ids[sample:finish], "bench", completed + f'"{FLOOR_WORKFLOW}"', finish, sample
     )
     shutil.rmtree(floor_dir, ignore_errors=True)
     return OpenResult(
@@ -173,6 +183,7 @@ async def measure_open(stack: ScaleStack, n: int) -> OpenResult:
         server_rss_mb=server_rss,
         approve_ms=approve_ms,
         completed_per_s=per_s,
+        completed=finish - sample,
         floor_approve_ms=floor_ms,
         floor_completed_per_s=floor_per_s,
         floor_rss_mb=floor_rss,
@@ -216,6 +227,12 @@ async def measure_throughput(stack: ScaleStack, concurrency: int, total: int) ->
     return rollouts_per_s, floor_per_s, cpu_ms
 
 
+def _of(result: OpenResult) -> str:
+    """Says how many completed when not all of them were approved."""
+    left_open = result.n - len(result.approve_ms) - result.completed
+    return f" ({result.completed:,} approved, {left_open:,} left open)" if left_open > 0 else ""
+
+
 def _open_rows(results: list[OpenResult]) -> str:
     rows = []
     for r in results:
@@ -226,7 +243,7 @@ def _open_rows(results: list[OpenResult]) -> str:
             f"{r.server_cpu_ms_per_rollout:.1f} ms | "
             f"{r.task_ms_mean:.1f} ms ({r.tasks:,}) | {r.worker_rss_mb:.0f} MB | {r.server_rss_mb:.0f} MB | "
             f"{p50:.1f} / {p99:.1f} ms | {f50:.1f} / {f99:.1f} ms ({p50 / f50:.1f}x) | "
-            f"{r.completed_per_s:.1f} | {r.floor_completed_per_s:.1f} "
+            f"{r.completed_per_s:.1f}{_of(r)} | {r.floor_completed_per_s:.1f} "
             f"({r.floor_completed_per_s / r.completed_per_s:.1f}x ours) | "
             f"{r.floor_rss_mb:.0f} MB | {r.replay_ms:.1f} ms ({r.replay_events} events) |"
         )
@@ -240,11 +257,19 @@ def run(sizes: list[int] | None = None, total_per_concurrency: int | None = None
     load_before = os.getloadavg()
     results: list[OpenResult] = []
     throughput: list[tuple[int, int, float, float, float]] = []
+    stopped = ""
     for n in sizes:
         state = Path(tempfile.mkdtemp(prefix="sluice-bench-scale-"))
+        begun = time.monotonic()
         try:
             with ScaleStack(state) as stack:
                 results.append(asyncio.run(measure_open(stack, n)))
+        except Exception as error:  # the page says where it stopped and why
+            stopped = (
+                f"\n**Stopped at N = {n:,}** after {(time.monotonic() - begun) / 60:.0f} min: "
+                f"{type(error).__name__}: {error}\n"
+            )
+            break
         finally:
             shutil.rmtree(state, ignore_errors=True)
     state = Path(tempfile.mkdtemp(prefix="sluice-bench-scale-"))
@@ -275,14 +300,15 @@ brackets). RSS is read with all N open. *Replay* is the CPU time to replay one o
 history (fetched from the server, replayed in the benchmark's process with the worker's sandbox,
 mean of 10): what a rollout evicted from the worker's cache costs when it next moves. Then
 {APPROVE_SAMPLES} `approve` updates (`execute_update`, one at a time, interleaved with the floor's)
-are timed while the others stay open, and the rest are approved {START_CONCURRENCY} at a time:
-*completed/s* is until visibility counts all N completed.
+are timed while the others stay open, then the next ones up to {COMPLETE_AT_MOST:,} in all
+(`SLUICE_BENCH_SCALE_COMPLETE`; the rest stay open) are approved {START_CONCURRENCY} at a time:
+*completed/s* is their completions per second, until visibility counts them completed.
 The floor (`benchmarks/scale_floor.py`): a bare temporalio workflow that waits for an update and
 runs one activity renaming a file, N of them open beside the rollouts on its own worker.
 
 {OPEN_HEADER}
 {_open_rows(results)}
-
+{stopped}
 Full dry-run rollouts (`setWeight 10, 50, 100, removeOld`, no gate), started and awaited
 `concurrency` at a time on a fresh stack, beside floor workflows that run their activity at once:
 

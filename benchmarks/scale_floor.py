@@ -1,9 +1,11 @@
-"""The floor the scale benchmark compares against: what Temporal itself costs on this machine.
+"""The floor the scale benchmarks compare against: what Temporal itself costs on this machine.
 
 A bare temporalio workflow that waits for an ``approve`` update and then runs one trivial
-activity renaming a file: the least a rollout gate can cost. ``python -m benchmarks.scale_floor
-ADDRESS TASK_QUEUE READY_FILE`` hosts it (a worker process of its own, like ``python -m worker``,
-with the SDK's default sandbox and cache) until SIGTERM.
+activity renaming a file: the least a rollout gate can cost (``FloorGate``); and its multi-gate
+form for the approve → Envoy benchmark, whose activity writes the next Envoy routes file and
+renames it into place (``FloorGates``). ``python -m benchmarks.scale_floor ADDRESS TASK_QUEUE
+READY_FILE`` hosts both (a worker process of its own, like ``python -m worker``, with the SDK's
+default sandbox and cache) until SIGTERM.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-__all__ = ["FLOOR_WORKFLOW", "FloorGate", "rename_file"]
+__all__ = ["FLOOR_GATES_WORKFLOW", "FLOOR_WORKFLOW", "FloorGate", "FloorGates", "rename_file", "write_file"]
 
 FLOOR_WORKFLOW = "FloorGate"
+FLOOR_GATES_WORKFLOW = "FloorGates"
 
 
 @activity.defn(name="floor_rename_file")
@@ -58,6 +61,38 @@ class FloorGate:
         return by
 
 
+@activity.defn(name="floor_write_file")
+def write_file(path: str, text: str) -> None:
+    """Write ``text`` beside ``path`` and rename it over ``path`` (Envoy never sees half a file)."""
+    target = Path(path)
+    with tempfile.NamedTemporaryFile("w", dir=target.parent, delete=False) as temporary:
+        temporary.write(text)
+    os.replace(temporary.name, target)
+
+
+@workflow.defn(name=FLOOR_GATES_WORKFLOW)
+class FloorGates:
+    """Per gate: wait for ``approve`` (an update), then write that gate's text to ``path``."""
+
+    def __init__(self) -> None:
+        self.approvals = 0
+
+    @workflow.run
+    async def run(self, path: str, texts: list[str]) -> int:
+        for gate, text in enumerate(texts):
+            passed = gate + 1
+            await workflow.wait_condition(lambda: self.approvals >= passed)  # noqa: B023 (awaited here)
+            await workflow.execute_activity(
+                write_file, args=[path, text], start_to_close_timeout=timedelta(seconds=10)
+            )
+        return len(texts)
+
+    @workflow.update(name="approve")
+    def approve(self, by: str) -> str:
+        self.approvals += 1
+        return by
+
+
 async def _serve(address: str, task_queue: str, ready_file: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -69,8 +104,8 @@ async def _serve(address: str, task_queue: str, ready_file: Path) -> None:
     worker = Worker(
         client,
         task_queue=task_queue,
-        workflows=[FloorGate],
-        activities=[rename_file],
+        workflows=[FloorGate, FloorGates],
+        activities=[rename_file, write_file],
         activity_executor=ThreadPoolExecutor(max_workers=16),
     )
     async with worker:

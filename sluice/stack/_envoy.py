@@ -25,6 +25,7 @@ __all__ = [
     "applied_route_version",
     "envoy_bootstrap",
     "prefix_routes",
+    "routes_text",
     "wait_applied",
     "write_initial_routes",
     "write_routes",
@@ -129,8 +130,8 @@ def envoy_bootstrap(
     }
 
 
-def write_routes(path: Path, routes: list[dict[str, Any]], version: str = INITIAL_VERSION) -> None:
-    """Write the RDS file: the ``reviews`` RouteConfiguration holding ``routes``, atomically."""
+def routes_text(routes: list[dict[str, Any]], version: str = INITIAL_VERSION) -> str:
+    """The RDS file's text: the ``reviews`` RouteConfiguration holding ``routes``."""
     document = {
         "version_info": version,
         "resources": [
@@ -141,9 +142,14 @@ def write_routes(path: Path, routes: list[dict[str, Any]], version: str = INITIA
             }
         ],
     }
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+def write_routes(path: Path, routes: list[dict[str, Any]], version: str = INITIAL_VERSION) -> None:
+    """Write the RDS file: the ``reviews`` RouteConfiguration holding ``routes``, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.init")
-    temp.write_text(yaml.safe_dump(document, sort_keys=False))
+    temp.write_text(routes_text(routes, version))
     os.replace(temp, path)  # Envoy must never read a half-written file
 
 
