@@ -6,6 +6,7 @@ having happened, so no component keeps its own audit list or touches search attr
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -46,6 +47,11 @@ class EventSink:
         self.listing = False
         """The run took the listing patch: all five search attributes follow every change.
         Older runs publish ``SluicePhase`` and ``SluiceService`` only, as they did."""
+        self.once_per_task = False
+        """The run took :data:`ONE_UPSERT_PER_TASK_PATCH`: changes are upserted together when
+        the workflow task's code has run (older runs upsert after every change)."""
+        self._upsert_due = False
+        self._upserter: asyncio.Task[None] | None = None
         self.details = CurrentDetails(workflow.set_current_details)
         """The Temporal UI's "Current details" (:mod:`workflows.ui_details`), shown on every change."""
         self.notifier = Notifier(
@@ -90,12 +96,40 @@ class EventSink:
     def sync(self) -> None:
         """Listing runs: upsert the search attributes that no longer say what status does (one
         command, none when nothing listed changed). Called after every event and publish, which
-        follow every change of phase, step, weights or wait."""
-        if self.listing and self.search_attributes:
-            listed = listed_values(self.state.status)
-            updates = attribute_updates(listed, workflow.info().typed_search_attributes)
-            if updates:
-                workflow.upsert_search_attributes(updates)
+        follow every change of phase, step, weights or wait.
+
+        Runs that took the once-per-task patch only note that an upsert is due: the task that
+        :meth:`upsert_when_due` starts waits on a condition, and Temporal checks conditions once
+        the code woken in an activation can go no further, so the three or four changes a step
+        makes together become one command (the ``finally`` of the run calls :meth:`flush`, so a
+        run that ends in the same activation upserts first)."""
+        if not (self.listing and self.search_attributes):
+            return
+        if self.once_per_task:
+            self._upsert_due = True
+        else:
+            self._upsert_changes()
+
+    def upsert_when_due(self) -> None:
+        """Start the task that upserts once per activation (runs that took the patch)."""
+        self._upserter = asyncio.create_task(self._upsert_each_time_due())
+
+    async def _upsert_each_time_due(self) -> None:
+        while True:
+            await workflow.wait_condition(lambda: self._upsert_due)
+            self.flush()
+
+    def flush(self) -> None:
+        """Upsert the changes a queued :meth:`sync` left (nothing when none is due)."""
+        if self._upsert_due:
+            self._upsert_due = False
+            self._upsert_changes()
+
+    def _upsert_changes(self) -> None:
+        listed = listed_values(self.state.status)
+        updates = attribute_updates(listed, workflow.info().typed_search_attributes)
+        if updates:
+            workflow.upsert_search_attributes(updates)
 
     def publish_hold(self) -> None:
         """Publish after a pause condition came or went: a pause shows at once over a wait. Under

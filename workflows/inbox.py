@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.events import EventSink
     from workflows.messages import MESSAGES, Via, parse, unknown_signal_refusal
     from workflows.models import MessageResult
+    from workflows.patches import patched
 
 __all__ = ["STRICT_PAYLOADS_PATCH", "Inbox"]
 
@@ -58,7 +59,7 @@ class Inbox:
         model = MESSAGES[name].model
         if parse(name, payload, model)[0] is not None or parse(name, payload, model, strict=False)[0] is None:
             return True
-        return workflow.patched(STRICT_PAYLOADS_PATCH)
+        return patched(STRICT_PAYLOADS_PATCH)
 
     def unknown_signal(self, name: str, args: Sequence[RawValue]) -> None:
         """A signal of a name no handler has: recorded as refused, like any refused signal.

@@ -14,6 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.carried import RolloutState
     from workflows.errors import RolloutFailure
     from workflows.events import EventSink
+    from workflows.patches import patched
     from workflows.route_claim import ClaimInput, ClaimOwner, ReleaseInput, route_claim_id
     from workflows.spec import RolloutSpec
     from workflows.waits import Waits
@@ -37,7 +38,7 @@ class RouteOwnership:
         self.spec, self.state, self.events, self.waits = spec, state, events, waits
         # Asked before anything else runs: a patch first asked after the run's local activity
         # is not seen on replay (the marker lands in the next workflow task).
-        self.enabled = workflow.patched(ROUTE_OWNERSHIP_PATCH)
+        self.enabled = patched(ROUTE_OWNERSHIP_PATCH)
 
     async def claim(self) -> None:
         """Own the route, or fail with ``RouteBusy`` / wait (``onRouteBusy``) while another
@@ -64,7 +65,7 @@ class RouteOwnership:
                 break  # an earlier run of this rollout's id claimed it: ours
             if owner.claimed and not owner.running:
                 await self._release(claim_id, f"owner {owner.owner} is no longer running")
-                if workflow.patched(STALE_CLAIM_PATCH):
+                if patched(STALE_CLAIM_PATCH):
                     # The claim checks that its owner is gone before it ends (an activity).
                     await workflow.sleep(STALE_CLAIM_SETTLE)
                 continue

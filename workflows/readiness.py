@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.errors import RolloutFailure
     from workflows.events import EventSink
     from workflows.models import Readiness, RouteInput
+    from workflows.patches import patched
     from workflows.spec import RolloutSpec
     from workflows.waits import Waits
 
@@ -42,7 +43,7 @@ class CanaryReadiness:
         """Return once the canary is ready; fail with ``CanaryNotReady`` when it never is."""
         if self.state.canary_ready or not self.spec.checks_canary_readiness():
             return
-        if not workflow.patched(CANARY_READINESS_PATCH):
+        if not patched(CANARY_READINESS_PATCH):
             return
         patience = self.spec.canary.ready_timeout or DEFAULT_READY_TIMEOUT
         deadline = self.waits.deadline(f"ready:{step}", patience)

@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.errors import RolloutFailure, failure_from
     from workflows.models import RouteState, SetWeightsInput
     from workflows.ownership import RouteOwnership
+    from workflows.patches import patched
     from workflows.traffic import STABLE_ONLY, Traffic
 
 __all__ = ["ROLLBACK_PATIENCE", "Rollback"]
@@ -92,7 +93,7 @@ class Rollback:
     async def _set_stable_patiently(self, failure: RolloutFailure) -> RouteState:
         """Set 100% stable, trying for up to :data:`ROLLBACK_PATIENCE` whatever the error (a
         read-only route may be made writable again), and saying in status why it has not yet."""
-        if not workflow.patched(ROLLBACK_RETRIES_VISIBLY_PATCH):
+        if not patched(ROLLBACK_RETRIES_VISIBLY_PATCH):
             return await self._set_stable(ROLLBACK_RETRY, timedelta(hours=1))  # runs from before
         give_up = workflow.now() + ROLLBACK_PATIENCE
         pause = timedelta(seconds=1)

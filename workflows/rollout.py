@@ -30,9 +30,15 @@ with workflow.unsafe.imports_passed_through():
     from workflows.inbox import Inbox
     from workflows.models import MessageResult
     from workflows.ownership import RouteOwnership
+    from workflows.patches import patched
     from workflows.plan import Plan
     from workflows.rollback import Rollback
-    from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES, LISTING_ATTRIBUTES_PATCH, namespace_knows
+    from workflows.search_attributes import (
+        ALL_SEARCH_ATTRIBUTES,
+        LISTING_ATTRIBUTES_PATCH,
+        ONE_UPSERT_PER_TASK_PATCH,
+        namespace_knows,
+    )
     from workflows.spec import RolloutSpec, SpecError, validate_spec
     from workflows.traffic import Traffic
     from workflows.waits import ContinueAsNewRequested, Waits
@@ -98,19 +104,28 @@ class Rollout:
     @workflow.run
     async def run(self, args: Sequence[RawValue]) -> dict[str, Any]:
         """Run the plan; return the summary, or fail with a typed ``ApplicationError``."""
+        try:
+            return await self._run(args)
+        finally:
+            self.events.flush()  # a run that ends in the task of its last change upserts first
+
+    async def _run(self, args: Sequence[RawValue]) -> dict[str, Any]:
         if self.spec is None:
             assert self.spec_error is not None
             await self._fail_invalid(self.spec_error)
         assert self.spec is not None
-        if not self.resuming and workflow.patched(SPLIT_CHECK_POWER_PATCH):
+        if not self.resuming and patched(SPLIT_CHECK_POWER_PATCH):
             problems = self.spec.start_problems()  # a continued run keeps its start's rules
             if problems:
                 await self._fail_invalid(SpecError(problems))
         spec = args[0]  # handed on unchanged (the same payload) when the rollout continues as new
         state = self.state
-        state.legacy_phase_rules = not workflow.patched(DERIVED_PHASE_PATCH)
-        state.legacy_hold_release = not workflow.patched(HOLDS_RELEASE_NO_STEP_PATCH)
-        self.events.listing = workflow.patched(LISTING_ATTRIBUTES_PATCH)
+        state.legacy_phase_rules = not patched(DERIVED_PHASE_PATCH)
+        state.legacy_hold_release = not patched(HOLDS_RELEASE_NO_STEP_PATCH)
+        self.events.listing = patched(LISTING_ATTRIBUTES_PATCH)
+        self.events.once_per_task = patched(ONE_UPSERT_PER_TASK_PATCH)
+        if self.events.once_per_task:
+            self.events.upsert_when_due()
         if state.status.started_at is None:
             state.status.started_at = workflow.now()
         watch = AnalysisWatch(self.spec, state, self.events)
@@ -198,7 +213,7 @@ class Rollout:
     async def _publish_invalid(self) -> None:
         """Make a rollout refused for its spec findable (``SluicePhase = "Failed"``, its service
         when the spec names one). Runs before the patch issued no command at all."""
-        if not workflow.patched(LISTING_ATTRIBUTES_PATCH):
+        if not patched(LISTING_ATTRIBUTES_PATCH):
             return
         try:
             self.events.search_attributes = await namespace_knows(ALL_SEARCH_ATTRIBUTES)

@@ -37,6 +37,7 @@ __all__ = [
     "ALL_SEARCH_ATTRIBUTES",
     "CANARY_WEIGHT_SEARCH_ATTRIBUTE",
     "LISTING_ATTRIBUTES_PATCH",
+    "ONE_UPSERT_PER_TASK_PATCH",
     "PHASE_SEARCH_ATTRIBUTE",
     "SERVICE_SEARCH_ATTRIBUTE",
     "STEP_SEARCH_ATTRIBUTE",
@@ -66,6 +67,10 @@ ALL_SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[str] | SearchAttributeKey[int], 
 # Runs started before this publish only SluicePhase/SluiceService (and an invalid spec nothing):
 # the step, weight and wait attributes, and the invalid spec's upserts, are new commands.
 LISTING_ATTRIBUTES_PATCH = "search-attributes-for-listing"
+
+# Runs started before this upsert after every change; runs that took it upsert what changed once
+# per workflow task, as its last command but for the run's end (fewer events and visibility writes).
+ONE_UPSERT_PER_TASK_PATCH = "search-attributes-once-per-task"
 
 Listed = dict[str, str | int | None]
 """Search attribute name to the value it should have (None: unset)."""

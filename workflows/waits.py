@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.carried import RolloutState
     from workflows.errors import RolloutFailure
     from workflows.events import EventSink
+    from workflows.patches import patched
     from workflows.spec import ApprovalStep, PauseStep
     from workflows.state import WaitingFor
 
@@ -49,7 +50,7 @@ class Waits:
         """End the plan if it was told to stop. Cancelling the plan's task is not enough: an
         activity that completes just as its cancellation is requested resolves normally and
         swallows the cancellation, and the plan would walk on to its next gate and wait there."""
-        if self.stopping and workflow.patched(PLAN_STOPS_PATCH):
+        if self.stopping and patched(PLAN_STOPS_PATCH):
             raise asyncio.CancelledError()
 
     def deadline(self, key: str, duration: timedelta) -> datetime:
