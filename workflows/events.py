@@ -17,8 +17,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.models import EventRecord
     from workflows.notifier import Notifier
     from workflows.notify_spec import NotifySink
+    from workflows.patches import patched
     from workflows.rollout_metrics import RolloutMetrics
     from workflows.search_attributes import (
+        LISTING_ATTRIBUTES_PATCH,
+        ONE_UPSERT_PER_TASK_PATCH,
         PHASE_SEARCH_ATTRIBUTE,
         SERVICE_SEARCH_ATTRIBUTE,
         attribute_updates,
@@ -99,7 +102,7 @@ class EventSink:
         follow every change of phase, step, weights or wait.
 
         Runs that took the once-per-task patch only note that an upsert is due: the task that
-        :meth:`upsert_when_due` starts waits on a condition, and Temporal checks conditions once
+        :meth:`ask_patches` starts waits on a condition, and Temporal checks conditions once
         the code woken in an activation can go no further, so the three or four changes a step
         makes together become one command (the ``finally`` of the run calls :meth:`flush`, so a
         run that ends in the same activation upserts first)."""
@@ -110,9 +113,13 @@ class EventSink:
         else:
             self._upsert_changes()
 
-    def upsert_when_due(self) -> None:
-        """Start the task that upserts once per activation (runs that took the patch)."""
-        self._upserter = asyncio.create_task(self._upsert_each_time_due())
+    def ask_patches(self) -> None:
+        """Which publishing rules this run follows (asked early in every run, before any local
+        activity); runs that upsert once per activation start the task that does it."""
+        self.listing = patched(LISTING_ATTRIBUTES_PATCH)
+        self.once_per_task = patched(ONE_UPSERT_PER_TASK_PATCH)
+        if self.once_per_task:
+            self._upserter = asyncio.create_task(self._upsert_each_time_due())
 
     async def _upsert_each_time_due(self) -> None:
         while True:

@@ -33,12 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.patches import patched
     from workflows.plan import Plan
     from workflows.rollback import Rollback
-    from workflows.search_attributes import (
-        ALL_SEARCH_ATTRIBUTES,
-        LISTING_ATTRIBUTES_PATCH,
-        ONE_UPSERT_PER_TASK_PATCH,
-        namespace_knows,
-    )
+    from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES, LISTING_ATTRIBUTES_PATCH, namespace_knows
     from workflows.spec import RolloutSpec, SpecError, validate_spec
     from workflows.traffic import Traffic
     from workflows.waits import ContinueAsNewRequested, Waits
@@ -122,10 +117,7 @@ class Rollout:
         state = self.state
         state.legacy_phase_rules = not patched(DERIVED_PHASE_PATCH)
         state.legacy_hold_release = not patched(HOLDS_RELEASE_NO_STEP_PATCH)
-        self.events.listing = patched(LISTING_ATTRIBUTES_PATCH)
-        self.events.once_per_task = patched(ONE_UPSERT_PER_TASK_PATCH)
-        if self.events.once_per_task:
-            self.events.upsert_when_due()
+        self.events.ask_patches()
         if state.status.started_at is None:
             state.status.started_at = workflow.now()
         watch = AnalysisWatch(self.spec, state, self.events)
