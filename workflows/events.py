@@ -55,6 +55,7 @@ class EventSink:
         the workflow task's code has run (older runs upsert after every change)."""
         self._upsert_due = False
         self._upserter: asyncio.Task[None] | None = None
+        self._upsert_error: Exception | None = None
         self.details = CurrentDetails(workflow.set_current_details)
         """The Temporal UI's "Current details" (:mod:`workflows.ui_details`), shown on every change."""
         self.notifier = Notifier(
@@ -101,36 +102,45 @@ class EventSink:
         command, none when nothing listed changed). Called after every event and publish, which
         follow every change of phase, step, weights or wait.
 
-        Runs that took the once-per-task patch only note that an upsert is due: the task that
-        :meth:`ask_patches` starts waits on a condition, and Temporal checks conditions once
-        the code woken in an activation can go no further, so the three or four changes a step
-        makes together become one command (the ``finally`` of the run calls :meth:`flush`, so a
-        run that ends in the same activation upserts first)."""
+        Runs that took the once-per-task patch note that an upsert is due and start a task that
+        waits on a condition: Temporal checks conditions once the code woken in an activation can
+        go no further, so the three or four changes a step makes together usually become one
+        command (an activation whose signals or updates and other jobs run in two turns may make
+        two). Each due upsert gets a fresh wait, so a cancellation requested before it cannot end
+        it; the ``finally`` of the run calls :meth:`flush`, so a run that ends in the same
+        activation upserts before its last command."""
+        self._raise_upsert_error()
         if not (self.listing and self.search_attributes):
             return
-        if self.once_per_task:
-            self._upsert_due = True
-        else:
+        if not self.once_per_task:
             self._upsert_changes()
+        elif not self._upsert_due:
+            self._upsert_due = True
+            self._upserter = asyncio.create_task(self._upsert_when_quiet())
 
     def ask_patches(self) -> None:
         """Which publishing rules this run follows (asked early in every run, before any local
-        activity); runs that upsert once per activation start the task that does it."""
+        activity)."""
         self.listing = patched(LISTING_ATTRIBUTES_PATCH)
         self.once_per_task = patched(ONE_UPSERT_PER_TASK_PATCH)
-        if self.once_per_task:
-            self._upserter = asyncio.create_task(self._upsert_each_time_due())
 
-    async def _upsert_each_time_due(self) -> None:
-        while True:
-            await workflow.wait_condition(lambda: self._upsert_due)
+    async def _upsert_when_quiet(self) -> None:
+        await workflow.wait_condition(lambda: True)
+        try:
             self.flush()
+        except Exception as error:  # the SDK only logs a task's error: the run's own code
+            self._upsert_error = error  # raises it, so the workflow task fails visibly
 
     def flush(self) -> None:
-        """Upsert the changes a queued :meth:`sync` left (nothing when none is due)."""
+        """Upsert the changes a due :meth:`sync` left (nothing when none is due)."""
+        self._raise_upsert_error()
         if self._upsert_due:
             self._upsert_due = False
             self._upsert_changes()
+
+    def _raise_upsert_error(self) -> None:
+        if self._upsert_error is not None:
+            raise self._upsert_error
 
     def _upsert_changes(self) -> None:
         listed = listed_values(self.state.status)

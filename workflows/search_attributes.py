@@ -68,8 +68,9 @@ ALL_SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[str] | SearchAttributeKey[int], 
 # the step, weight and wait attributes, and the invalid spec's upserts, are new commands.
 LISTING_ATTRIBUTES_PATCH = "search-attributes-for-listing"
 
-# Runs started before this upsert after every change; runs that took it upsert what changed once
-# per workflow task, as its last command but for the run's end (fewer events and visibility writes).
+# Runs started before this upsert after every change; runs that took it upsert what changed when
+# the activation's code can go no further, usually once per activation (fewer events and
+# visibility writes).
 ONE_UPSERT_PER_TASK_PATCH = "search-attributes-once-per-task"
 
 Listed = dict[str, str | int | None]
