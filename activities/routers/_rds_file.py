@@ -34,6 +34,13 @@ from activities.errors import RouteInvalid, RouteNotFound, RouteNotWritable
 
 __all__ = ["SNAKE", "RdsFile", "RdsText", "Spelling", "version_of"]
 
+
+# libyaml's safe loader and dumper when PyYAML was built with it (its wheels are): the same
+# documents and errors (with their marks) as the pure-Python ones, in a sixth of the time, on the
+# path from an approval to Envoy serving the new weights (two loads and a dump per change).
+_YAML_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_YAML_DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
 # errno values that mean "this file system or directory will not take the write"
 _NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
 _CAMEL_KEY = re.compile(r"^[a-z]+[A-Z][A-Za-z0-9]*$")
@@ -150,7 +157,7 @@ class RdsFile:
             raise RouteInvalid(f"{self.label}: cannot read {self.path}: {exc}") from None
         is_json = self.path.suffix == ".json" or text.lstrip().startswith("{")
         try:
-            document = json.loads(text) if is_json else yaml.safe_load(text)
+            document = json.loads(text) if is_json else yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 (a safe loader)
         except json.JSONDecodeError as exc:
             raise RouteInvalid(self._unparsable("JSON", exc.lineno, exc.colno)) from None
         except yaml.YAMLError as exc:
@@ -172,7 +179,7 @@ class RdsFile:
     def render(self, document: dict[str, Any], like: RdsText) -> str:
         """``document`` as text in the style of the file it was read from."""
         if like.json_indent is None:
-            return yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+            return yaml.dump(document, Dumper=_YAML_DUMPER, sort_keys=False, default_flow_style=False)
         return json.dumps(document, indent=like.json_indent or None) + "\n"
 
     def write(self, text: str) -> None:
