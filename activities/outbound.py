@@ -17,7 +17,9 @@ resolves elsewhere the second time (DNS rebinding) cannot slip past, nor can a r
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
+import ssl
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -27,7 +29,17 @@ import httpx
 
 from activities.errors import NotAllowed
 
-__all__ = ["GuardedAsyncTransport", "GuardedTransport", "HostRule", "OutboundPolicy"]
+__all__ = ["GuardedAsyncTransport", "GuardedTransport", "HostRule", "OutboundPolicy", "tls_context"]
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The TLS settings every client of the worker shares (httpx's default: certifi's CAs, or
+    ``SSL_CERT_FILE``/``SSL_CERT_DIR``). Building one loads the CA bundle, about 50 ms of CPU;
+    each activity used to pay it per client, plain-HTTP ones too (an Envoy admin call on the path
+    from an approval to the new weights). One context serves any number of connections."""
+    return httpx.create_ssl_context()
+
 
 Address = IPv4Address | IPv6Address
 _LINK_LOCAL = (ip_network("169.254.0.0/16"), ip_network("fe80::/10"))
@@ -211,7 +223,7 @@ class GuardedAsyncTransport(httpx.AsyncBaseTransport):
         self, policy: OutboundPolicy, where: str, inner: httpx.AsyncBaseTransport | None = None
     ) -> None:
         self._guard = _Guard(policy, where)
-        self.inner = inner or httpx.AsyncHTTPTransport()
+        self.inner = inner or httpx.AsyncHTTPTransport(verify=tls_context())
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         key, addresses = self._guard.known(request)
@@ -235,7 +247,7 @@ class GuardedTransport(httpx.BaseTransport):
 
     def __init__(self, policy: OutboundPolicy, where: str, inner: httpx.BaseTransport | None = None) -> None:
         self._guard = _Guard(policy, where)
-        self.inner = inner or httpx.HTTPTransport()
+        self.inner = inner or httpx.HTTPTransport(verify=tls_context())
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         key, addresses = self._guard.known(request)

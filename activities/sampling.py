@@ -22,7 +22,7 @@ from temporalio.exceptions import ApplicationError
 from activities._excerpt import excerpt
 from activities._regex import VersionPattern
 from activities.errors import NotAllowed, as_application_error
-from activities.outbound import GuardedAsyncTransport
+from activities.outbound import GuardedAsyncTransport, tls_context
 from activities.policy import current_policy
 from workflows.models import SampleInput, SampleResult
 from workflows.split_test import binomial_two_sided_p_value
@@ -168,7 +168,8 @@ async def sample_traffic(request: SampleInput) -> SampleResult:
     limits = httpx.Limits(max_connections=verify.concurrency, max_keepalive_connections=0)
     # A fresh connection per request: keep-alive would pin requests to one upstream pick in
     # proxies that balance per connection, and hide the split.
-    transport = GuardedAsyncTransport(policy, "verify.url", httpx.AsyncHTTPTransport(limits=limits))
+    inner = httpx.AsyncHTTPTransport(limits=limits, verify=tls_context())
+    transport = GuardedAsyncTransport(policy, "verify.url", inner)
     try:
         async with httpx.AsyncClient(timeout=timeout, transport=transport, headers=verify.headers) as client:
             await asyncio.gather(*(worker(client) for _ in range(verify.concurrency)))

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from activities.errors import NotAllowed
-from activities.outbound import GuardedAsyncTransport, HostRule, OutboundPolicy
+from activities.outbound import GuardedAsyncTransport, GuardedTransport, HostRule, OutboundPolicy, tls_context
 from activities.policy import WorkerPolicy
 from worker.settings import Settings, SettingsError
 
@@ -195,3 +195,17 @@ def test_the_ui_url_setting_is_checked_and_optional() -> None:
     )
     with pytest.raises(SettingsError, match="SLUICE_UI_URL: must be an http:// or https:// URL"):
         Settings.from_env({"SLUICE_UI_URL": "temporal.example.com"})
+
+
+def test_every_guarded_transport_shares_one_tls_context() -> None:
+    """Building a TLS context loads the CA bundle (tens of ms): one per worker, not per client."""
+    policy = OutboundPolicy()
+    blocking, non_blocking = (
+        GuardedTransport(policy, "router.admin"),
+        GuardedAsyncTransport(policy, "verify.url"),
+    )
+    assert isinstance(blocking.inner, httpx.HTTPTransport)
+    assert isinstance(non_blocking.inner, httpx.AsyncHTTPTransport)
+    contexts = {id(blocking.inner._pool._ssl_context), id(non_blocking.inner._pool._ssl_context)}
+    assert contexts == {id(tls_context())}
+    assert tls_context().verify_mode.name == "CERT_REQUIRED"  # still verifying, as httpx's default

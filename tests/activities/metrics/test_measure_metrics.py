@@ -6,6 +6,8 @@ The measurements are then folded with the workflow's pure functions, as the Roll
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,10 +120,16 @@ async def test_one_round_judges_every_metric(stack: Stack) -> None:
     assert versus.comparison.canary_samples >= 15 and versus.comparison.stable_samples >= 15
     assert versus.value == pytest.approx(0.2, abs=0.05)  # the estimated shift
 
-    # the Envoy baseline goes round through the workflow: the next delta starts there
-    again = await measure(spec, result.provider_states)
-    after = EnvoySnapshot.model_validate(again.provider_states["canary-envoy-errors"])
+    # the Envoy baseline goes round through the workflow: the next delta starts there (a round
+    # takes milliseconds: measure again until the load has completed another canary request)
     before = EnvoySnapshot.model_validate(result.provider_states["canary-envoy-errors"])
+    deadline = time.monotonic() + 10
+    while True:
+        again = await measure(spec, result.provider_states)
+        after = EnvoySnapshot.model_validate(again.provider_states["canary-envoy-errors"])
+        if after.completed > before.completed or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
     assert after.completed > before.completed and after.at > before.at
 
     # folded as the workflow will: two failed canary measurements > failureLimit 1
