@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
@@ -98,11 +98,30 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+RPC_TIMEOUTS: list[str] = []
+"""Approvals whose update RPC timed out (then sent again with the same update id), this run."""
+
+
+async def _approve(client: Client, workflow_id: str, payload: Any) -> None:
+    """``approve`` and wait for its outcome. An update RPC that times out on a loaded server is
+    sent again with the same update id, which Temporal deduplicates: one approval, however many
+    sends; each timeout is noted in :data:`RPC_TIMEOUTS` and the page reports them."""
+    handle = client.get_workflow_handle(workflow_id)
+    update_id = f"approve-{uuid.uuid4().hex}"
+    for _ in range(10):
+        try:
+            await handle.execute_update("approve", payload, id=update_id)
+            return
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            RPC_TIMEOUTS.append(workflow_id)
+    raise TimeoutError(f"approve of {workflow_id}: the update RPC timed out 10 times")
+
+
 async def _approve_timed(client: Client, workflow_ids: list[str], payload: Any) -> list[float]:
     times = []
     for workflow_id in workflow_ids:
         started = time.perf_counter()
-        await client.get_workflow_handle(workflow_id).execute_update("approve", payload)
+        await _approve(client, workflow_id, payload)
         times.append((time.perf_counter() - started) * 1000)
     return times
 
@@ -112,9 +131,7 @@ async def _approve_all(
 ) -> float:
     """Approve ``workflow_ids``; their completions per second (``already`` had completed)."""
     started = time.monotonic()
-    calls = [
-        lambda w=w: client.get_workflow_handle(w).execute_update("approve", payload) for w in workflow_ids
-    ]
+    calls = [lambda w=w: _approve(client, w, payload) for w in workflow_ids]
     await gather_limited(calls, START_CONCURRENCY)
     done = await wait_for_count(client, query, total, timeout=120 + total)
     return (total - already) / max(done - started, 1e-9)
@@ -227,6 +244,15 @@ async def measure_throughput(stack: ScaleStack, concurrency: int, total: int) ->
     return rollouts_per_s, floor_per_s, cpu_ms
 
 
+def _timeouts() -> str:
+    if not RPC_TIMEOUTS:
+        return ""
+    return (
+        f"\n{len(RPC_TIMEOUTS)} `approve` update RPC(s) timed out on the loaded server and were sent "
+        "again with the same update id (one approval each; the time includes the wait).\n"
+    )
+
+
 def _of(result: OpenResult) -> str:
     """Says how many completed when not all of them were approved."""
     left_open = result.n - len(result.approve_ms) - result.completed
@@ -308,7 +334,7 @@ runs one activity renaming a file, N of them open beside the rollouts on its own
 
 {OPEN_HEADER}
 {_open_rows(results)}
-{stopped}
+{stopped}{_timeouts()}
 Full dry-run rollouts (`setWeight 10, 50, 100, removeOld`, no gate), started and awaited
 `concurrency` at a time on a fresh stack, beside floor workflows that run their activity at once:
 
