@@ -287,6 +287,7 @@ def run(sizes: list[int] | None = None, total_per_concurrency: int | None = None
     """Measure every N and concurrency on fresh stacks; the markdown section."""
     if sizes is None:
         sizes = [int(n) for n in os.environ.get("SLUICE_BENCH_SCALE_N", "100,1000").split(",") if n.strip()]
+    RPC_TIMEOUTS.clear()  # this run's only
     load_before = os.getloadavg()
     results: list[OpenResult] = []
     throughput: list[tuple[int, int, float, float, float]] = []

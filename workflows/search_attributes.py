@@ -29,7 +29,7 @@ from temporalio.common import (
     SearchAttributeUpdate,
     TypedSearchAttributes,
 )
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.state import RolloutStatus
@@ -128,7 +128,7 @@ async def namespace_knows(keys: Sequence[SearchAttributeKey[str] | SearchAttribu
             retry_policy=RetryPolicy(maximum_attempts=5),
             summary="check search attributes",
         )
-    except ActivityError:
+    except FailureError:  # a local activity's failure comes as its own error, not an ActivityError
         # Older workers answered no instead of failing: a rollout is never failed for its listing.
         workflow.logger.warning("search attributes unknown: the server did not answer; not listed")
         return False

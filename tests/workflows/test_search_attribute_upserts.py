@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio import workflow
+from temporalio import activity, workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 
 import workflows.events
@@ -138,3 +139,23 @@ def test_the_same_scenarios_upsert_less_since_the_generation() -> None:
     assert len(pairs) == 24
     assert all(new <= old for old, new in pairs), pairs
     assert sum(new for _, new in pairs) < 0.7 * sum(old for old, _ in pairs)
+
+
+async def test_a_server_that_never_answers_the_check_leaves_the_rollout_unlisted_not_failed(
+    client: Client, task_queue: str
+) -> None:
+    """The local activity fails every attempt (a server too busy to answer): the rollout runs to
+    its end without search attributes instead of failing for its listing."""
+
+    @activity.defn(name="search_attributes_registered")
+    async def busy(names: list[str]) -> bool:
+        raise RPCError("the server is busy", RPCStatusCode.UNAVAILABLE, b"")
+
+    async with build_worker(client, task_queue, replacing=[busy]):
+        handle = await client.start_workflow(
+            "Rollout", dry_run_spec([{"setWeight": 100}]), id=f"unlisted-{task_queue}", task_queue=task_queue
+        )
+        result = await handle.result()
+    assert result["phase"] == "Succeeded"
+    described = (await handle.describe()).typed_search_attributes
+    assert described.get(PHASE_SEARCH_ATTRIBUTE) is None  # never listed, never failed
