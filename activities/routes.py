@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -25,11 +26,22 @@ T = TypeVar("T")
 HEARTBEAT_SECONDS = 1.0
 
 
-async def _heartbeating(router: Router, call: Callable[[Router], T]) -> T:
-    """Run ``call`` in a thread, heartbeating. On cancellation, ask the router to stop waiting
-    (an Envoy confirmation) and let the call finish: a write that started lands or fails before
-    the workflow hears the change was cancelled, so nothing lands after its rollback."""
-    work = asyncio.ensure_future(asyncio.to_thread(call, router))
+async def _heartbeating(route: RouteInput, call: Callable[[Router], T]) -> T:
+    """Build the route's router and run ``call`` on it in one thread (building may resolve an
+    address the worker's policy checks), heartbeating. On cancellation, ask the router to stop
+    waiting (an Envoy confirmation) and let the call finish: a write that started lands or fails
+    before the workflow hears the change was cancelled, so nothing lands after its rollback."""
+    cancelled = threading.Event()
+    built: list[Router] = []
+
+    def build_and_call() -> T:
+        router = build_router(route)
+        built.append(router)  # before the check below: a cancellation sees one or the other
+        if cancelled.is_set():
+            raise _CancelledBeforeChange
+        return call(router)
+
+    work = asyncio.ensure_future(asyncio.to_thread(build_and_call))
     try:
         while True:
             done, _ = await asyncio.wait({work}, timeout=HEARTBEAT_SECONDS)
@@ -37,19 +49,25 @@ async def _heartbeating(router: Router, call: Callable[[Router], T]) -> T:
                 return work.result()
             activity.heartbeat()
     except asyncio.CancelledError:
-        stop = getattr(router, "stop_waiting", None)
-        if stop is not None:
-            stop.set()
+        cancelled.set()
+        for router in built:
+            stop = getattr(router, "stop_waiting", None)
+            if stop is not None:
+                stop.set()
         await asyncio.wait({work})
+        if not work.cancelled():
+            work.exception()  # the cancellation is the outcome; the call's own error is moot
         raise
 
 
+class _CancelledBeforeChange(Exception):
+    """The activity was cancelled while its router was being built: nothing was changed."""
+
+
 async def _with_router(route: RouteInput, call: Callable[[Router], T]) -> T:
-    """Build the router (building may resolve an address the worker's policy checks) and run a
-    blocking call on it, heartbeating, mapping our errors to Temporal's."""
+    """Run a blocking call on the route's router, heartbeating, mapping our errors to Temporal's."""
     try:
-        router = await asyncio.to_thread(build_router, route)
-        return await _heartbeating(router, call)
+        return await _heartbeating(route, call)
     except SluiceError as error:
         log.warning(
             "router call failed",

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from importlib.metadata import version
 
-__all__ = ["MODULES", "environment", "summary"]
+__all__ = ["MODULES", "SettingError", "environment", "setting_int", "setting_ints", "summary"]
 
 MODULES = [
     "approve_latency",
@@ -24,6 +24,45 @@ MODULES = [
     "sequential",
     "scale",
 ]
+
+
+class SettingError(ValueError):
+    """A benchmark setting (environment variable) that is not what it must be."""
+
+
+def setting_int(name: str, default: int, minimum: int = 0) -> int:
+    """The whole number in environment variable ``name`` (``default`` when unset or empty)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw.replace("_", ""))
+    except ValueError:
+        raise SettingError(f"{name}={raw!r}: expected a whole number, e.g. {name}={default}") from None
+    if value < minimum:
+        raise SettingError(f"{name}={raw!r}: must be at least {minimum}")
+    return value
+
+
+def setting_ints(name: str, default: str, minimum: int = 0) -> list[int]:
+    """The comma-separated whole numbers in environment variable ``name``, e.g. ``100,1000``."""
+    raw = os.environ.get(name, "").strip() or default
+    values = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        try:
+            value = int(part.replace("_", ""))
+        except ValueError:
+            raise SettingError(
+                f"{name}={raw!r}: {part!r} is not a whole number; expected e.g. {name}={default}"
+            ) from None
+        if value < minimum:
+            raise SettingError(f"{name}={raw!r}: {value} is below {minimum}")
+        values.append(value)
+    if not values:
+        raise SettingError(f"{name}={raw!r}: no numbers given; expected e.g. {name}={default}")
+    return values
 
 
 def summary(values_ms: list[float]) -> str:

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import MODULES, environment
+from benchmarks import MODULES, SettingError, environment
 
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
@@ -21,6 +21,9 @@ OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 def main(argv: list[str]) -> int:
     if "--real" in argv:
         at = argv.index("--real")
+        if at + 1 >= len(argv) or not argv[at + 1].isdigit():
+            print("--real takes the number of real rollouts per canary kind and method, e.g. --real 5")
+            return 2
         os.environ["SLUICE_BENCH_REAL_ROLLOUTS"] = argv[at + 1]
         argv = argv[:at] + argv[at + 2 :]
     names = argv or MODULES
@@ -32,7 +35,11 @@ def main(argv: list[str]) -> int:
     for name in names:
         print(f"running {name} ...", flush=True)
         started = time.monotonic()
-        section = importlib.import_module(f"benchmarks.{name}").run().strip()
+        try:
+            section = importlib.import_module(f"benchmarks.{name}").run().strip()
+        except SettingError as error:
+            print(f"{name}: {error}")
+            return 2
         print(section, f"\n({name}: {time.monotonic() - started:.0f}s)\n", flush=True)
         sections.append(section)
     if argv:

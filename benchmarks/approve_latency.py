@@ -14,7 +14,6 @@ approve, then poll Envoy's admin (about every millisecond) until it serves the n
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import statistics
 import tempfile
@@ -28,7 +27,7 @@ from typing import Any
 import httpx
 from temporalio.client import Client, WorkflowHandle
 
-from benchmarks import summary
+from benchmarks import setting_ints, summary
 from benchmarks.scale_floor import FLOOR_GATES_WORKFLOW
 from benchmarks.scale_stack import (
     FIRST_GATE,
@@ -57,7 +56,7 @@ class Gates:
 
 
 def open_counts() -> list[int]:
-    return [int(n) for n in os.environ.get("SLUICE_BENCH_APPROVE_OPEN", "0,1000").split(",") if n.strip()]
+    return setting_ints("SLUICE_BENCH_APPROVE_OPEN", "0,1000")
 
 
 async def _waiting_at_gate(handle: Any, step: int, timeout: float = 60.0) -> None:

@@ -19,12 +19,12 @@ to judge (ties: the normal approximation's bisection) and failed far more often,
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from benchmarks import setting_int
 from workflows.analysis import CompareSpec
 from workflows.compare import compare_samples
 from workflows.judge import assess_comparison
@@ -118,7 +118,7 @@ def false_failures(
 
 
 def rollouts_per_kind() -> int:
-    return max(1, int(os.environ.get("SLUICE_BENCH_CONFIDENCE_ROLLOUTS", "1000")))
+    return setting_int("SLUICE_BENCH_CONFIDENCE_ROLLOUTS", 1000, minimum=1)
 
 
 def run() -> str:

@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import setting_int
 from benchmarks.stats import upper_bound
 from workflows.analysis import AnalysisSpec, MetricSpec
 from workflows.judge import (
@@ -456,10 +457,10 @@ def report(results: dict[str, dict[str, list[Outcome]]], rollouts: int, elapsed:
 
 
 def run(rollouts: int | None = None, real: int | None = None) -> str:
-    count = rollouts or int(os.environ.get("SLUICE_BENCH_SIM_ROLLOUTS", "1000"))
+    count = rollouts or setting_int("SLUICE_BENCH_SIM_ROLLOUTS", 1000, minimum=1)
     started = time.monotonic()
     section = report(simulate(count), count, time.monotonic() - started)
-    real = real if real is not None else int(os.environ.get("SLUICE_BENCH_REAL_ROLLOUTS", "0"))
+    real = real if real is not None else setting_int("SLUICE_BENCH_REAL_ROLLOUTS", 0)
     if real > 0:
         from benchmarks import decision_real
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import re
 import shutil
 import signal
@@ -50,7 +49,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.policy import WorkerPolicy
-from benchmarks import decision_quality
+from benchmarks import decision_quality, setting_int
 from benchmarks.decision_quality import Settings
 from sluice.demo import error_ratio_query
 from sluice.stack import CANARY, STABLE, BackendProcess, DataPlane, Fault, find_binary
@@ -415,7 +414,7 @@ def run(rounds: int) -> str:
     if threading.current_thread() is threading.main_thread():
         # `kill`/`timeout` must still stop every process started here (the finally blocks).
         signal.signal(signal.SIGTERM, _exit_on_term)
-    simulated_rollouts = int(os.environ.get("SLUICE_BENCH_REAL_SIMULATED", "1000"))
+    simulated_rollouts = setting_int("SLUICE_BENCH_REAL_SIMULATED", 1000, minimum=1)
     simulated = decision_quality.simulate(simulated_rollouts, settings=SIMULATED)
     outcomes, elapsed = asyncio.run(_measure(rounds))
     return _report(outcomes, rounds, elapsed, simulated, simulated_rollouts)

@@ -25,6 +25,7 @@ from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from benchmarks import setting_int, setting_ints
 from benchmarks.scale_floor import FLOOR_WORKFLOW
 from benchmarks.scale_stack import (
     FIRST_GATE,
@@ -49,8 +50,13 @@ OPEN_WAVE = 250
 once would keep 20,000 workflows moving through a 1,000-entry cache, each replayed at every step
 (measured: 2.8 rollouts/s to the gate instead of 6.5), which is not how rollouts arrive."""
 APPROVE_SAMPLES = 50
-COMPLETE_AT_MOST = int(os.environ.get("SLUICE_BENCH_SCALE_COMPLETE", "1000"))
-"""Rollouts approved to completion per N (the rest stay open): 10,000 would take half an hour."""
+
+
+def complete_at_most() -> int:
+    """Rollouts approved to completion per N (the rest stay open): 10,000 would take half an hour."""
+    return setting_int("SLUICE_BENCH_SCALE_COMPLETE", 1000, minimum=1)
+
+
 CONCURRENCIES = (1, 10, 100)
 OPEN_HEADER = (
     "| open rollouts | to gate | worker CPU / rollout | server CPU / rollout | task mean (tasks) "
@@ -186,7 +192,7 @@ async def measure_open(stack: ScaleStack, n: int) -> OpenResult:
         approve_ms += await _approve_timed(client, [ids[index]], {"by": "bench"})
         floor_ms += await _approve_timed(client, [floor_ids[index]], "bench")
     completed = 'ExecutionStatus = "Completed" AND WorkflowType = '
-    finish = max(sample, min(n, COMPLETE_AT_MOST))
+    finish = max(sample, min(n, complete_at_most()))
     await wait_for_count(client, completed + '"Rollout"', sample, timeout=120)
     per_s = await _approve_all(
         client, ids[sample:finish], {"by": "bench"}, completed + '"Rollout"', finish, sample
@@ -263,7 +269,9 @@ def _timeouts() -> str:
 def _of(result: OpenResult) -> str:
     """Says how many completed when not all of them were approved."""
     left_open = result.n - len(result.approve_ms) - result.completed
-    return f" ({result.completed:,} approved, {left_open:,} left open)" if left_open > 0 else ""
+    if left_open <= 0:
+        return ""
+    return f" (of {result.completed:,} approved after the timed ones; {left_open:,} left open)"
 
 
 def _open_rows(results: list[OpenResult]) -> str:
@@ -286,7 +294,7 @@ def _open_rows(results: list[OpenResult]) -> str:
 def run(sizes: list[int] | None = None, total_per_concurrency: int | None = None) -> str:
     """Measure every N and concurrency on fresh stacks; the markdown section."""
     if sizes is None:
-        sizes = [int(n) for n in os.environ.get("SLUICE_BENCH_SCALE_N", "100,1000").split(",") if n.strip()]
+        sizes = setting_ints("SLUICE_BENCH_SCALE_N", "100,1000", minimum=1)
     RPC_TIMEOUTS.clear()  # this run's only
     load_before = os.getloadavg()
     results: list[OpenResult] = []
@@ -335,7 +343,7 @@ brackets). RSS is read with all N open. *Replay* is the CPU time to replay one o
 history (fetched from the server, replayed in the benchmark's process with the worker's sandbox,
 mean of 10): what a rollout evicted from the worker's cache costs when it next moves. Then
 {APPROVE_SAMPLES} `approve` updates (`execute_update`, one at a time, interleaved with the floor's)
-are timed while the others stay open, then the next ones up to {COMPLETE_AT_MOST:,} in all
+are timed while the others stay open, then the next ones up to {complete_at_most():,} in all
 (`SLUICE_BENCH_SCALE_COMPLETE`; the rest stay open) are approved {START_CONCURRENCY} at a time:
 *completed/s* is their completions per second, until visibility counts them completed.
 The floor (`benchmarks/scale_floor.py`): a bare temporalio workflow that waits for an update and
@@ -352,6 +360,7 @@ Full dry-run rollouts (`setWeight 10, 50, 100, removeOld`, no gate), started and
 {full_rows}
 
 Load average (1/5/15 min) before: {load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f};
-after: {load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f} (other jobs shared the 2 cores).
+after: {load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f} (the benchmark's own server and workers
+keep {os.cpu_count()} cores busy; more than that was other work).
 `SLUICE_BENCH_SCALE_N={",".join(str(n) for n in sizes)}`.
 """

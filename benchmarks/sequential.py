@@ -16,13 +16,13 @@ workflow's pure function so the tests can check that the two agree.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy.stats import beta
 
+from benchmarks import setting_int
 from workflows.sequential import RATIO_GRID, Counters, observe
 
 __all__ = ["Plan", "Simulation", "pure_verdicts", "run", "simulate", "upper_bound"]
@@ -135,7 +135,7 @@ def upper_bound(failures: int, trials: int, confidence: float = 0.95) -> float:
 
 
 def healthy_rollouts() -> int:
-    return max(1, int(os.environ.get("SLUICE_BENCH_SEQUENTIAL_ROLLOUTS", "10000")))
+    return setting_int("SLUICE_BENCH_SEQUENTIAL_ROLLOUTS", 10000, minimum=1)
 
 
 def run() -> str:

@@ -50,8 +50,9 @@ from sluice.client import (
     still_running,
     task_queue_pollers,
 )
-from sluice.demo import run_demo
+from sluice.demo import BAKE, run_demo
 from sluice.stack import LocalStack, StackError, StackPorts
+from workflows._durations import parse_duration
 from workflows.spec import SpecError
 
 __all__ = ["CliError", "app", "main"]
@@ -313,6 +314,15 @@ def demo(
             "Exit 0 when that rollback happened, 3 when it did not.",
         ),
     ] = False,
+    bake: Annotated[
+        str,
+        typer.Option(
+            "--bake",
+            metavar="DURATION",
+            help=f"How long the analysis watches each weight before the next step (default {BAKE}). "
+            "Shorter is a quicker demo; with --bad-canary, too short a bake may let the canary past 10%.",
+        ),
+    ] = BAKE,
 ) -> None:
     """Start the local stack and Prometheus, roll reviews-v2 out step by step under a small load,
     show the served split and each metric measurement, stop.
@@ -323,7 +333,11 @@ def demo(
     2 when the stack could not start (e.g. prometheus missing: apt-get install prometheus).
     """
     try:
-        code = run(run_demo(state_dir, interactive, console, bad_canary=bad_canary))
+        parse_duration(bake)
+    except ValueError as error:
+        raise CliError(f"--bake: {error}") from None
+    try:
+        code = run(run_demo(state_dir, interactive, console, bad_canary=bad_canary, bake=bake))
     except StackError as error:
         raise CliError(str(error)) from None
     raise typer.Exit(code)

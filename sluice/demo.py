@@ -93,13 +93,13 @@ def error_ratio_query(cluster: str, window: str = "5s") -> str:
     )
 
 
-def demo_analysis(prometheus_url: str, canary: str) -> dict[str, Any]:
-    """The ``analysis`` section the demo adds to :data:`DEMO_SPEC`."""
+def demo_analysis(prometheus_url: str, canary: str, bake: str = BAKE) -> dict[str, Any]:
+    """The ``analysis`` section the demo adds to :data:`DEMO_SPEC` (``bake``: at each weight)."""
     return {
         "interval": "2s",
         # Long enough at each weight for a bad canary to show in a few measurements (and be
         # rolled back before the demo approves the next step), short enough for a quick demo.
-        "bake": BAKE,
+        "bake": bake,
         "metrics": [
             {
                 "name": "error-rate",
@@ -376,8 +376,9 @@ async def run_demo(
     console: Console,
     bad_canary: bool = False,
     ports: StackPorts | None = None,
+    bake: str = BAKE,
 ) -> int:
-    """Run the demo; return the process exit code.
+    """Run the demo; return the process exit code (``bake``: the analysis time at each weight).
 
     Plain demo: :data:`EXIT_OK` when the rollout succeeded, else :data:`EXIT_FAILED`. With
     ``bad_canary``: :data:`EXIT_OK` when the analysis rolled the canary back at 10% and Envoy
@@ -404,7 +405,7 @@ async def run_demo(
     stable, canary = spec.stable.host, spec.canary.host
     prometheus, load = stack.plane.prometheus, stack.plane.load
     data["router"]["routesFile"] = str(stack.envoy.routes_file)
-    data["analysis"] = demo_analysis(prometheus.url, canary)
+    data["analysis"] = demo_analysis(prometheus.url, canary, bake)
     data = demo_gates(data)
     spec = validate_spec(data)
     if bad_canary:
@@ -426,7 +427,7 @@ async def run_demo(
         console.print(
             f"Background load: {LOAD_PER_SECOND:g} requests/s through Envoy. Analysis: "
             f"{canary} error rate from Prometheus every 2s, max {ERROR_RATE_MAX}, "
-            f"{BAKE} bake at each weight"
+            f"{bake} bake at each weight"
         )
         client = await connect(Settings(address=stack.temporal.address))
         handle = await start_rollout(client, data, spec, stack.task_queue)

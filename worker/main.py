@@ -90,6 +90,7 @@ def build_worker(
         max_cached_workflows=sizing.max_cached_workflows,
         max_concurrent_workflow_tasks=sizing.max_concurrent_workflow_tasks,
         max_concurrent_activities=sizing.max_concurrent_activities,
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=sizing.sticky_queue_timeout_seconds),
         # Activities are short; give in-flight ones time to finish on SIGTERM.
         graceful_shutdown_timeout=timedelta(seconds=20),
     )

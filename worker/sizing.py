@@ -5,6 +5,10 @@ their workflow tasks; one evicted from the cache is replayed from its history wh
 ``SLUICE_MAX_CONCURRENT_WORKFLOW_TASKS`` (default 100, the SDK's): workflow tasks run at once.
 ``SLUICE_MAX_CONCURRENT_ACTIVITIES`` (default 16): activities run at once, each on a thread of its
 own (sluicegate's activities are synchronous: they block on HTTP and files).
+``SLUICE_STICKY_QUEUE_TIMEOUT`` (seconds, default 10, the SDK's): how long a rollout's next workflow
+task waits on the queue of the worker that cached it before any worker may take it. After a worker
+dies, its rollouts move on again after this long; shorter means faster recovery, and more replays
+when a busy worker is merely slow to poll.
 What each costs is measured in docs/benchmarks.md and summed up in the README ("Scaling").
 """
 
@@ -22,11 +26,12 @@ class SizingError(ValueError):
 
 @dataclass(frozen=True)
 class WorkerSizing:
-    """The worker's cache and slots (see the module docstring for the variables)."""
+    """The worker's cache, slots and sticky queue (see the module docstring for the variables)."""
 
     max_cached_workflows: int = 1000
     max_concurrent_workflow_tasks: int = 100
     max_concurrent_activities: int = 16
+    sticky_queue_timeout_seconds: int = 10
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WorkerSizing:
@@ -53,5 +58,8 @@ class WorkerSizing:
             ),
             max_concurrent_activities=number(
                 "SLUICE_MAX_CONCURRENT_ACTIVITIES", cls.max_concurrent_activities, 1
+            ),
+            sticky_queue_timeout_seconds=number(
+                "SLUICE_STICKY_QUEUE_TIMEOUT", cls.sticky_queue_timeout_seconds, 1
             ),
         )

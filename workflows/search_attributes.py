@@ -115,6 +115,10 @@ def attribute_updates(wanted: Listed, current: TypedSearchAttributes) -> list[Se
     return updates
 
 
+CHECK_RETRY = RetryPolicy(maximum_attempts=5)
+"""A busy server is asked again (1 + 2 + 4 + 8 s apart) before the run gives up listing."""
+
+
 async def namespace_knows(keys: Sequence[SearchAttributeKey[str] | SearchAttributeKey[int]]) -> bool:
     """Ask the worker (the local activity ``search_attributes_registered``, recorded in history so
     a replay takes the same branch) whether the namespace knows every one of ``keys``."""
@@ -124,8 +128,7 @@ async def namespace_knows(keys: Sequence[SearchAttributeKey[str] | SearchAttribu
             [key.name for key in keys],
             result_type=bool,
             start_to_close_timeout=timedelta(seconds=10),
-            # A busy server is asked again (1 + 2 + 4 + 8 s apart) before the run gives up listing.
-            retry_policy=RetryPolicy(maximum_attempts=5),
+            retry_policy=CHECK_RETRY,
             summary="check search attributes",
         )
     except FailureError:  # a local activity's failure comes as its own error, not an ActivityError

@@ -20,11 +20,14 @@ that real file: a symlinked routes file stays a symlink.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +66,18 @@ class _Rejected(Exception):
     def __init__(self, served: Shares | None) -> None:
         super().__init__("rejected")
         self.served = served
+
+
+_ADMIN_READS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="envoy-admin")
+"""Reads Envoy's admin while a route change goes on in the activity's own thread."""
+
+
+@dataclass(frozen=True)
+class _AdminSession:
+    """One route change's admin client, and Envoy's rejected-update count before the write."""
+
+    client: httpx.Client
+    baseline: Future[int | None]
 
 
 class EnvoyRouter:
@@ -122,38 +137,60 @@ class EnvoyRouter:
     # -- editing ---------------------------------------------------------------------------
 
     def _edit(self, change: Callable[[Target], None]) -> RouteState:
-        with self._file.locked():
+        with self._file.locked(), self._admin_session() as session:
             read = self._file.load()
             document = read.document
             original = copy.deepcopy(document)
             target = self._target(document, read.spelling)
             self._refuse_runtime_overrides(target)
             change(target)
-            if document != original:
+            changed = document != original
+            if changed:
                 read.spelling.put(document, "version_info", version_of(document))
             try:
                 # Waits even when nothing changed: a retry of a write that landed waits for Envoy.
-                self._write_and_confirm(document, read, target.shares(), changed=document != original)
+                self._write_and_confirm(document, read, target.shares(), session, changed=changed)
             except _Rejected as rejection:
                 return self._undo(rejection, document, original, read, target.shares())
         return self._state(target, document, read.spelling)
 
+    @contextlib.contextmanager
+    def _admin_session(self) -> Iterator[_AdminSession | None]:
+        """An admin client, and Envoy's count of rejected updates read beside the file's load and
+        edit (one admin round trip less before the write; under the file's lock, so no other
+        editor's rejected file can be counted as ours). None without an admin address."""
+        if self._admin is None:
+            yield None
+            return
+        admin, name = self._admin, self.spec.route_config
+        with admin.client() as client:
+            baseline = _ADMIN_READS.submit(admin.rejected_updates, client, name)
+            try:
+                yield _AdminSession(client, baseline)
+            finally:
+                wait([baseline])  # the client stays open until its request is done
+
     def _write_and_confirm(
-        self, document: dict[str, Any], read: RdsText, wanted: Shares, *, changed: bool
+        self,
+        document: dict[str, Any],
+        read: RdsText,
+        wanted: Shares,
+        session: _AdminSession | None,
+        *,
+        changed: bool,
     ) -> None:
         text = self._file.render(document, read)
-        if self._admin is None:
+        if session is None:
             if changed:
                 self._file.write(text)
             return
-        with self._admin.client() as client:
-            try:
-                baseline = self._admin.rejected_updates(client, self.spec.route_config) if changed else None
-            except (httpx.HTTPError, ValueError):
-                baseline = None  # unreachable: the wait below says so
-            if changed:
-                self._file.write(text)
-            self._wait_until_served(client, wanted, baseline)
+        try:
+            baseline = session.baseline.result() if changed else None
+        except (httpx.HTTPError, ValueError):
+            baseline = None  # unreachable: the wait below says so
+        if changed:
+            self._file.write(text)
+        self._wait_until_served(session.client, wanted, baseline)
 
     def _undo(
         self,

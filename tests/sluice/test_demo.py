@@ -127,6 +127,13 @@ def test_demo_without_prometheus_says_how_to_install_it(tmp_path: Path) -> None:
     assert not (tmp_path / "demo" / "logs").exists()  # nothing was started
 
 
+def test_a_bad_bake_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    done = run_demo(tmp_path / "demo", "--bake", "soon")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "--bake: must be a duration like 30s, 10m, 2h, 1d, got 'soon'" in " ".join(done.stderr.split())
+    assert not (tmp_path / "demo" / "logs").exists()  # nothing was started
+
+
 def test_interactive_demo_goes_on_with_the_commands_it_prints(
     tmp_path: Path, prometheus_installed: None
 ) -> None:
@@ -136,7 +143,8 @@ def test_interactive_demo_goes_on_with_the_commands_it_prints(
     shell_env = {**env, "PATH": f"{SLUICE.parent}{os.pathsep}{env.get('PATH', '')}"}
     state_dir = tmp_path / "demo"
     demo = subprocess.Popen(
-        [str(SLUICE), "demo", "--interactive", "--state-dir", str(state_dir)],
+        # a 1 s bake at each weight: this test is about the printed commands, not the analysis
+        [str(SLUICE), "demo", "--interactive", "--bake", "1s", "--state-dir", str(state_dir)],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

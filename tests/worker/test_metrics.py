@@ -72,11 +72,9 @@ async def test_prometheus_scrapes_sdk_and_sluicegate_metrics_from_the_worker(
     )
     not_metrics = f"127.0.0.1:{free_port()}"  # another port of the pod: the job must not scrape it
     prometheus = DeployedJobPrometheus(tmp_path, {metrics_address: "metrics", not_metrics: "http"})
-    with page_server("ok", headers={"x-version": "reviews-v1"}) as page, worker, prometheus:
-        await asyncio.to_thread(prometheus.wait_for_targets)
-        (target,) = prometheus.query(f'up{{job="{JOB}"}}')  # the other port was dropped
-        assert target["metric"]["instance"] == metrics_address
-        assert target["metric"]["pod"] == "sluicegate-worker-0"
+    # Prometheus first: its first scrape comes about 5 s after it starts, and the worker and the
+    # three rollouts run meanwhile (what is asserted below is cumulative).
+    with page_server("ok", headers={"x-version": "reviews-v1"}) as page, prometheus, worker:
         labels = f'job="{JOB}",task_queue="{task_queue}"'
 
         # 1. approved to success, measured by analysis while it waits at its gate
@@ -106,6 +104,11 @@ async def test_prometheus_scrapes_sdk_and_sluicegate_metrics_from_the_worker(
         verify = {"url": page.url, "header": "x-version", "samples": 40}
         unverified = await start_rollout(client, task_queue, dry_run_spec([{"setWeight": 50}], verify=verify))
         assert (await failure_of(unverified)).type == "VerificationFailed"
+
+        await asyncio.to_thread(prometheus.wait_for_targets)
+        (target,) = prometheus.query(f'up{{job="{JOB}"}}')  # the other port was dropped
+        assert target["metric"]["instance"] == metrics_address
+        assert target["metric"]["pod"] == "sluicegate-worker-0"
 
         def wait_for(promql: str) -> list[dict[str, Any]]:
             return prometheus.wait_for(promql, timeout=60)

@@ -368,11 +368,14 @@ async def test_rollout_ends_while_a_measurement_is_in_flight(client: Client, tas
     """The plan may finish (or roll back) while measure_metrics runs: the cancelled measurement
     must end the analysis loop, not be taken for a failed round that keeps it going forever."""
     started = asyncio.Event()
+    release = asyncio.Event()
+    finished: list[str] = []
 
     @activity.defn(name="measure_metrics")
     async def slow_measure_metrics(request: MeasureInput) -> MeasureResult:
         started.set()
-        await asyncio.sleep(30)  # far longer than the rest of the plan
+        await release.wait()  # held until both rollouts have ended
+        finished.append(activity.info().workflow_id)
         return MeasureResult(measurements=[])
 
     analysis = {
@@ -382,18 +385,22 @@ async def test_rollout_ends_while_a_measurement_is_in_flight(client: Client, tas
         ],
     }
     async with build_worker(client, task_queue, replacing=[slow_measure_metrics]):
-        done = await start_rollout(
-            client, task_queue, dry_run_spec([{"setWeight": 50}, {"setWeight": 100}], analysis=analysis)
-        )
-        summary = await asyncio.wait_for(done.result(), timeout=20)
-        assert summary["phase"] == "Succeeded" and started.is_set()
+        try:
+            done = await start_rollout(
+                client, task_queue, dry_run_spec([{"setWeight": 50}, {"setWeight": 100}], analysis=analysis)
+            )
+            summary = await asyncio.wait_for(done.result(), timeout=20)
+            assert summary["phase"] == "Succeeded" and started.is_set()
 
-        started.clear()
-        aborted = await start_rollout(
-            client, task_queue, dry_run_spec([{"setWeight": 50}, {"approval": {}}], analysis=analysis)
-        )
-        await wait_for_status(aborted, waiting_at(2))
-        await asyncio.wait_for(started.wait(), timeout=10)
-        await aborted.execute_update("abort", AbortInput(by="alice"))
-        error = await asyncio.wait_for(failure_of(aborted), timeout=20)
-        assert error.type == "RolloutAborted"
+            started.clear()
+            aborted = await start_rollout(
+                client, task_queue, dry_run_spec([{"setWeight": 50}, {"approval": {}}], analysis=analysis)
+            )
+            await wait_for_status(aborted, waiting_at(2))
+            await asyncio.wait_for(started.wait(), timeout=10)
+            await aborted.execute_update("abort", AbortInput(by="alice"))
+            error = await asyncio.wait_for(failure_of(aborted), timeout=20)
+            assert error.type == "RolloutAborted"
+            assert finished == []  # both ended while their measurement was still running
+        finally:
+            release.set()  # else the worker's shutdown waits out its grace period for them

@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
+import workflows.ownership
 from tests.support.rollouts import dry_run_spec, failure_of, start_rollout, wait_for_status
 from worker.main import build_worker
 from workflows.route_claim import route_claim_id
@@ -49,7 +53,10 @@ async def test_a_second_rollout_of_the_same_route_fails_busy_and_touches_nothing
         await wait_until_claim(client, spec, WorkflowExecutionStatus.COMPLETED)
 
 
-async def test_on_route_busy_wait_holds_until_the_owner_ends(client: Client, task_queue: str) -> None:
+async def test_on_route_busy_wait_holds_until_the_owner_ends(
+    client: Client, task_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(workflows.ownership, "ROUTE_BUSY_RETRY", timedelta(seconds=1))  # 15 s in production
     steps: list[dict[str, Any]] = [{"setWeight": 30}, {"approval": {}}, {"setWeight": 100}]
     spec = dry_run_spec(steps)
     async with build_worker(client, task_queue):
@@ -59,12 +66,32 @@ async def test_on_route_busy_wait_holds_until_the_owner_ends(client: Client, tas
         status = await wait_for_status(second, lambda s: (s["waitingFor"] or {}).get("kind") == "route")
         assert status["phase"] == "Initializing" and first.id in status["waitingFor"]["reason"]
         assert status["weights"] is None
+        # it asks again while the owner runs, and goes on waiting
+        await wait_for_owner_asked(second, times=2)
+        status = await second.query("status")
+        assert (status["waitingFor"] or {}).get("kind") == "route" and status["weights"] is None
         await first.execute_update("abort", {"by": "alice"})
         await failure_of(first)
-        status = await wait_for_status(second, waiting_at_gate, timeout=40)  # retried every 15 s
+        status = await wait_for_status(second, waiting_at_gate)
         assert status["weights"] == {"stable": 70, "canary": 30}
         await second.execute_update("approve", {"by": "alice"})
         assert (await second.result())["phase"] == "Succeeded"
+
+
+async def wait_for_owner_asked(handle: WorkflowHandle[Any, Any], times: int) -> None:
+    """Until the rollout has asked its route claim's owner ``times`` times (history)."""
+    for _ in range(200):
+        history = await handle.fetch_history()
+        asked = [
+            event
+            for event in history.events
+            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+            and event.activity_task_scheduled_event_attributes.activity_type.name == "route_claim_owner"
+        ]
+        if len(asked) >= times:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{handle.id} never asked the route's owner {times} times")
 
 
 async def test_a_claim_left_by_a_terminated_rollout_does_not_block_the_route(

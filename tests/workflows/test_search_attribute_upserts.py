@@ -6,6 +6,7 @@ under this one as it began, and replays."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from temporalio import activity, workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
+from temporalio.common import RetryPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
@@ -23,6 +25,7 @@ import workflows.ownership
 import workflows.readiness
 import workflows.rollback
 import workflows.rollout
+import workflows.search_attributes
 import workflows.waits
 from tests.support.rollouts import dry_run_spec, wait_for_status
 from worker.main import WORKFLOW_RUNNER, build_worker
@@ -142,13 +145,18 @@ def test_the_same_scenarios_upsert_less_since_the_generation() -> None:
 
 
 async def test_a_server_that_never_answers_the_check_leaves_the_rollout_unlisted_not_failed(
-    client: Client, task_queue: str
+    client: Client, task_queue: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The local activity fails every attempt (a server too busy to answer): the rollout runs to
     its end without search attributes instead of failing for its listing."""
+    # every attempt, 50 ms apart instead of 1 + 2 + 4 + 8 s
+    quick = RetryPolicy(initial_interval=timedelta(milliseconds=50), maximum_attempts=5)
+    monkeypatch.setattr(workflows.search_attributes, "CHECK_RETRY", quick)
+    attempts: list[int] = []
 
     @activity.defn(name="search_attributes_registered")
     async def busy(names: list[str]) -> bool:
+        attempts.append(activity.info().attempt)
         raise RPCError("the server is busy", RPCStatusCode.UNAVAILABLE, b"")
 
     async with build_worker(client, task_queue, replacing=[busy]):
@@ -157,5 +165,6 @@ async def test_a_server_that_never_answers_the_check_leaves_the_rollout_unlisted
         )
         result = await handle.result()
     assert result["phase"] == "Succeeded"
+    assert attempts == [1, 2, 3, 4, 5]  # asked every time before giving up the listing
     described = (await handle.describe()).typed_search_attributes
     assert described.get(PHASE_SEARCH_ATTRIBUTE) is None  # never listed, never failed

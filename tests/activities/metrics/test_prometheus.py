@@ -1,12 +1,11 @@
 """The Prometheus provider against a real Prometheus scraping a real Envoy's /stats/prometheus.
 
 The canary backend fails every fifth request (20% errors); stable never fails. Background load
-runs through Envoy for the whole module so ``rate()`` windows have data.
+runs through Envoy (the package's warm plane, conftest.py) so ``rate()`` windows have data.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +16,6 @@ import pytest
 from activities.metrics import MetricProviderError, PrometheusProvider, build_provider
 from activities.policy import WorkerPolicy, using_policy
 from sluice.stack import DataPlane, PrometheusServer
-from tests.support.planes import metrics_plane
 from workflows.analysis import PrometheusMetricSource
 
 # The issue's form: 0 for a healthy cluster (Envoy has no 5xx series until the first 5xx),
@@ -48,18 +46,17 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with metrics_plane(tmp_path_factory.mktemp("prometheus")) as envoy:
-        prometheus = envoy.prometheus
-        # rate() over 15s needs a few scrapes of both clusters with traffic in them
-        prometheus.wait_for('rate(envoy_cluster_upstream_rq_completed{envoy_cluster_name="canary"}[15s]) > 0')
-        prometheus.wait_for(
-            'rate(envoy_cluster_upstream_rq_xx{envoy_cluster_name="canary",'
-            'envoy_response_code_class="5"}[15s]) > 0'
-        )
-        # ...and for the ratio to have settled over a whole window, so range queries see it
-        prometheus.wait_for(f"min_over_time(({ERROR_RATIO.format(c='canary')})[12s:1s]) > 0.1")
-        yield Stack(envoy, prometheus)
+def stack(warm_metrics_plane: DataPlane) -> Stack:
+    prometheus = warm_metrics_plane.prometheus
+    # rate() over 15s needs a few scrapes of both clusters with traffic in them
+    prometheus.wait_for('rate(envoy_cluster_upstream_rq_completed{envoy_cluster_name="canary"}[15s]) > 0')
+    prometheus.wait_for(
+        'rate(envoy_cluster_upstream_rq_xx{envoy_cluster_name="canary",'
+        'envoy_response_code_class="5"}[15s]) > 0'
+    )
+    # ...and for the ratio to have settled over a whole window, so range queries see it
+    prometheus.wait_for(f"min_over_time(({ERROR_RATIO.format(c='canary')})[12s:1s]) > 0.1")
+    return Stack(warm_metrics_plane, prometheus)
 
 
 async def test_healthy_cluster_reads_zero_and_broken_one_reads_its_error_rate(stack: Stack) -> None:

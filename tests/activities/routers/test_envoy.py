@@ -8,10 +8,12 @@ version answers real requests.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,15 +24,18 @@ import httpx
 import pytest
 import yaml
 from scipy.stats import binomtest
+from temporalio.testing import ActivityEnvironment
 
 import activities.routers.envoy as envoy_module
+import activities.routes as routes_module
 from activities.errors import RouteInvalid, RouteNotFound, RouteRejected, TransientError
 from activities.policy import WorkerPolicy, using_policy
 from activities.routers import EnvoyRouter, build_router
 from activities.routers._rds_file import RdsFile, RdsText
+from activities.routes import set_weights
 from sluice.stack import CANARY, STABLE, Backend, DataPlane, EnvoyProxy, free_port
 from tests.support.binaries import require_binary
-from workflows.models import RouteInput, Weights
+from workflows.models import RouteInput, SetWeightsInput, Weights
 from workflows.spec import Destination, DryRunRouterSpec, EnvoyRouterSpec
 
 V1 = Destination(host="reviews-v1")
@@ -681,6 +686,63 @@ def test_unreachable_admin_is_a_transient_error(
     # the file was written (a retry finds it done and only waits again)
     assert (edit.get_routes().stable, edit.get_routes().canary) == (70, 30)
     live_envoy.router().set_routes(Weights(stable=100, canary=0))
+
+
+def _set_weights_request(live_envoy: LiveEnvoy, admin: str, weights: Weights) -> SetWeightsInput:
+    spec = EnvoyRouterSpec(
+        kind="envoy", routes_file=str(live_envoy.proxy.routes_file), route_config="reviews", admin=admin
+    )
+    return SetWeightsInput(
+        router=spec, namespace="default", stable=V1, canary=V2, rollout_id="cancelled", weights=weights
+    )
+
+
+async def _cancel_after(environment: ActivityEnvironment, request: SetWeightsInput, seconds: float) -> float:
+    """Run ``set_weights``, cancel it after ``seconds``; how long it took to end (cancelled)."""
+    began = time.monotonic()
+    running = asyncio.ensure_future(environment.run(set_weights, request))
+    await asyncio.sleep(seconds)
+    environment.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    return time.monotonic() - began
+
+
+async def test_a_cancelled_change_stops_waiting_for_envoy_once_its_write_landed(
+    live_envoy: LiveEnvoy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Envoy's admin never confirms (nothing listens there): the activity, cancelled while it
+    waits, ends at once instead of after the apply timeout, with its write in place."""
+    monkeypatch.setattr(envoy_module, "_APPLY_TIMEOUT_SECONDS", 60.0)
+    request = _set_weights_request(
+        live_envoy, f"http://127.0.0.1:{free_port()}", Weights(stable=60, canary=40)
+    )
+    try:
+        with using_policy(WorkerPolicy(routes_dirs=(live_envoy.proxy.routes_file.parent,))):
+            took = await _cancel_after(ActivityEnvironment(), request, 1.5)
+        assert took < 30, took  # the wait was stopped, not timed out (60 s)
+        assert (live_envoy.router().get_routes().stable, live_envoy.router().get_routes().canary) == (60, 40)
+    finally:
+        live_envoy.router().set_routes(Weights(stable=100, canary=0))
+
+
+async def test_a_change_cancelled_while_its_router_is_built_writes_nothing(
+    live_envoy: LiveEnvoy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    building = threading.Event()
+
+    def slow_build(route: RouteInput) -> Any:
+        building.set()
+        time.sleep(1.0)  # the cancellation arrives meanwhile
+        return build_router(route)
+
+    monkeypatch.setattr(routes_module, "build_router", slow_build)
+    before = live_envoy.proxy.routes_file.read_text()
+    request = _set_weights_request(live_envoy, live_envoy.proxy.admin_url, Weights(stable=30, canary=70))
+    with using_policy(WorkerPolicy(routes_dirs=(live_envoy.proxy.routes_file.parent,))):
+        await _cancel_after(ActivityEnvironment(), request, 0.3)
+    assert building.is_set()
+    assert live_envoy.proxy.routes_file.read_text() == before
 
 
 def test_envoy_rejects_an_rds_file_with_two_route_configurations(live_envoy: LiveEnvoy) -> None:
