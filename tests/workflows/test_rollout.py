@@ -375,7 +375,7 @@ async def test_rollout_ends_while_a_measurement_is_in_flight(client: Client, tas
     async def slow_measure_metrics(request: MeasureInput) -> MeasureResult:
         started.set()
         await release.wait()  # held until both rollouts have ended
-        finished.append(activity.info().workflow_id)
+        finished.append(str(activity.info().workflow_id))
         return MeasureResult(measurements=[])
 
     analysis = {
