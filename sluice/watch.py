@@ -52,21 +52,20 @@ class Snapshot:
 
 
 async def take_snapshot(client: Client, rollout_id: str) -> Snapshot:
-    """Query ``status`` and describe the workflow (a terminated rollout's status never ends); an
-    ended rollout that no worker answers for shows the status its result or failure carries."""
+    """Describe the workflow (a terminated rollout's status never ends), then read its status:
+    an ended rollout's from its result or failure (what the query would answer, without waiting
+    for a worker), a running one's from the ``status`` query."""
     handle = client.get_workflow_handle(rollout_id)
-    status: dict[str, Any] | None = None
-    problem = ""
-    try:
-        status = await handle.query("status", rpc_timeout=QUERY_TIMEOUT)
-    except Exception as error:  # no worker, a worker too old: keep watching, say why
-        problem = f"the status query did not answer ({error}); is a worker running?"
     description = await handle.describe()
     running = description.status in (None, WorkflowExecutionStatus.RUNNING)
     closed = None if running else description.status.name  # type: ignore[union-attr]
-    if status is None and closed is not None:
-        status = await _final_status(handle)
-        problem = "" if status is not None else problem
+    status = None if running else await _final_status(handle)
+    problem = ""
+    if status is None:  # running, or ended without a status (terminated, timed out)
+        try:
+            status = await handle.query("status", rpc_timeout=QUERY_TIMEOUT)
+        except Exception as error:  # no worker, a worker too old: keep watching, say why
+            problem = f"the status query did not answer ({error}); is a worker running?"
     return Snapshot(status, closed, problem)
 
 

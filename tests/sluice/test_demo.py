@@ -53,7 +53,7 @@ def served_splits(output: str) -> dict[int, tuple[int, int, int]]:
 
 
 def test_demo_rolls_reviews_v2_out_with_analysis(tmp_path: Path, prometheus_installed: None) -> None:
-    done = run_demo(tmp_path / "demo")
+    done = run_demo(tmp_path / "demo", "--bake", "5s")
     output = done.stdout
     assert done.returncode == 0, output + done.stderr
 
@@ -68,7 +68,7 @@ def test_demo_rolls_reviews_v2_out_with_analysis(tmp_path: Path, prometheus_inst
 
     # Every measurement is shown; a healthy canary reads 0 and nothing fails.
     measurements = re.findall(r"analysis at (\d+)% canary: error-rate = (\S+(?: data)?)\s+(\w+)", output)
-    assert len(measurements) >= 6, output  # 6 s bakes at three weights, measured every 2 s
+    assert len(measurements) >= 6, output  # 5 s bakes at three weights (and the steps), every 2 s
     assert {verdict for _, _, verdict in measurements} <= {"Successful", "Inconclusive"}
     assert {value for _, value, verdict in measurements if verdict == "Successful"} == {"0"}
     assert {"10", "50", "100"} <= {weight for weight, _, _ in measurements}
@@ -84,6 +84,10 @@ def test_demo_rolls_reviews_v2_out_with_analysis(tmp_path: Path, prometheus_inst
     assert [re.search(r"step (\d+)", line).group(1) for line in gates] == ["2", "4", "6"], notified  # type: ignore[union-attr]
     assert "reviews: rollout succeeded" in notified[-1], notified
 
+    assert (
+        "Analysis: reviews-v2 error rate from Prometheus every 2s, max 0.05, 5s bake at each weight"
+        in " ".join(output.split())
+    )
     assert "Rollout succeeded" in output
     assert "step 6 by alice, step 6 by bob" in output
     assert "Final measured split: 0 reviews-v1 / 100 reviews-v2 of 100 requests" in output

@@ -83,13 +83,13 @@ async def test_healthy_canary_passes_every_step(
     client: Client, task_queue: str, worker: Worker, plane: Plane
 ) -> None:
     spec = plane.spec(
-        [{"setWeight": 20}, {"setWeight": 50}, {"setWeight": 100}], plane.error_rate(), bake="4s"
+        [{"setWeight": 20}, {"setWeight": 50}, {"setWeight": 100}], plane.error_rate(), bake="3s"
     )
     summary = await (await start_rollout(client, task_queue, spec)).result()
     assert summary["phase"] == "Succeeded"
     (metric,) = summary["analysis"]
     assert metric["name"] == "error-rate" and metric["failed"] == 0
-    assert metric["successful"] >= 3, metric  # bakes of 4s at each weight, measured every 1s
+    assert metric["successful"] >= 3, metric  # bakes of 3s at each weight, measured every 1s
     assert all(m["value"] == 0 for m in metric["measurements"] if m["verdict"] == "Successful")
 
 

@@ -2,7 +2,7 @@
 reviews-v2 under a steady load, a real Prometheus scraping Envoy's counters, the real worker.
 
 Both versions fail at random (``Fault(error_rate=...)``, independent per request), as in
-production. ``alpha`` is 0.001 here, so the healthy rollout is failed by chance with probability
+production. ``alpha`` is 0.001 for the healthy rollout, so it is failed by chance with probability
 at most 0.1% (Ville's inequality, whatever the number of measurements).
 """
 
@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.policy import WorkerPolicy
 from sluice.stack import CANARY, STABLE, DataPlane, Fault, sample_versions
 from tests.support.binaries import require_binary
+from tests.support.planes import managing
 from tests.support.rollouts import failure_of, start_rollout, wait_for_status
 from worker.main import build_worker
 
@@ -31,23 +30,36 @@ ERRORS = (
 REQUESTS = 'sum(envoy_cluster_upstream_rq_completed{envoy_cluster_name="{{destination}}"})'
 
 
-@pytest.fixture
-def plane(tmp_path: Path) -> Iterator[DataPlane]:
+@pytest.fixture(scope="module")
+def shared_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DataPlane]:
+    """One plane for the module: Prometheus takes about 5 s to its first scrape. The metric
+    counts from its own first reading, so what an earlier test sent does not count."""
     require_binary("envoy")
     require_binary("prometheus")
-    with DataPlane(tmp_path, with_prometheus=True, load_per_second=60) as running:
-        for name in (STABLE, CANARY):
-            running.backend(name).set_fault(Fault(error_rate=BASE_ERROR_RATE))
+    with DataPlane(
+        tmp_path_factory.mktemp("sequential"), with_prometheus=True, load_per_second=60
+    ) as running:
         yield running
 
 
 @pytest.fixture
-async def worker(client: Client, task_queue: str, tmp_path: Path) -> AsyncIterator[Worker]:
-    async with build_worker(client, task_queue, WorkerPolicy(routes_dirs=(tmp_path,))) as running:
+def plane(shared_plane: DataPlane) -> DataPlane:
+    """The starting route (100% stable, served), both versions failing 1% of requests at random."""
+    shared_plane.reset()
+    for name in (STABLE, CANARY):
+        shared_plane.backend(name).set_fault(Fault(error_rate=BASE_ERROR_RATE))
+    return shared_plane
+
+
+@pytest.fixture
+async def worker(client: Client, task_queue: str, plane: DataPlane) -> AsyncIterator[Worker]:
+    async with build_worker(client, task_queue, managing(plane)) as running:
         yield running
 
 
-def rollout_spec(plane: DataPlane, steps: list[dict[str, Any]], bake: str = "0s") -> dict[str, Any]:
+def rollout_spec(
+    plane: DataPlane, steps: list[dict[str, Any]], bake: str = "0s", alpha: float = 0.001
+) -> dict[str, Any]:
     queries = {"errors": ERRORS, "requests": REQUESTS}
     metric = {
         "name": "errors-vs-stable",
@@ -55,7 +67,7 @@ def rollout_spec(plane: DataPlane, steps: list[dict[str, Any]], bake: str = "0s"
             "prometheus": {"address": plane.prometheus.url},
             "canary": queries,
             "stable": queries,
-            "alpha": 0.001,
+            "alpha": alpha,
         },
     }
     return {
@@ -77,17 +89,18 @@ async def test_five_more_points_of_errors_roll_back_during_a_gate(
     client: Client, task_queue: str, worker: Worker, plane: DataPlane
 ) -> None:
     plane.backend(CANARY).set_fault(Fault(error_rate=BASE_ERROR_RATE + 0.05))
-    spec = rollout_spec(plane, [{"setWeight": 50}, {"approval": {}}, {"setWeight": 100}])
-    handle = await start_rollout(client, task_queue, spec)
+    # alpha 0.01 (the healthy test keeps 0.001): the same detection on less evidence
+    steps: list[dict[str, Any]] = [{"setWeight": 50}, {"approval": {}}, {"setWeight": 100}]
+    handle = await start_rollout(client, task_queue, rollout_spec(plane, steps, alpha=0.01))
     error = await failure_of(handle)
     assert error.type == "AnalysisFailed"
-    assert "errors-vs-stable" in error.message and "reached 1000 (1/alpha)" in error.message
+    assert "errors-vs-stable" in error.message and "reached 100 (1/alpha)" in error.message
     status = await handle.query("status")
     assert status["phase"] == "RolledBack" and status["approvals"] == []
     assert max(e["detail"]["canary"] for e in status["events"] if e["event"] == "weightsSet") == 50
     (metric,) = status["analysis"]
     evidence = metric["measurements"][-1]["sequential"]
-    assert evidence["eValue"] >= 1000 and evidence["threshold"] == 1000
+    assert evidence["eValue"] >= 100 and evidence["threshold"] == 100
     assert evidence["canaryErrors"] / evidence["canaryRequests"] > evidence["stableErrors"] / max(
         evidence["stableRequests"], 1
     )
