@@ -180,6 +180,7 @@ def _rows(label: str, ours: Gates, bare: Gates) -> list[str]:
 
 
 def run() -> str:
+    counts = sorted(open_counts())  # a bad setting is refused before anything starts
     state = Path(tempfile.mkdtemp(prefix="sluice-bench-approve-"))
     rows: list[str] = []
     per_gate: list[str] = []
@@ -189,7 +190,7 @@ def run() -> str:
             floor_worker.start()
             try:
                 already_open = 0
-                for open_count in sorted(open_counts()):
+                for open_count in counts:
                     ours, bare, opened_s = asyncio.run(_measure(stack, open_count, already_open))
                     already_open = open_count
                     opened = f" (opened in {opened_s:.0f} s)" if opened_s else ""

@@ -458,13 +458,15 @@ def report(results: dict[str, dict[str, list[Outcome]]], rollouts: int, elapsed:
 
 def run(rollouts: int | None = None, real: int | None = None) -> str:
     count = rollouts or setting_int("SLUICE_BENCH_SIM_ROLLOUTS", 1000, minimum=1)
-    started = time.monotonic()
-    section = report(simulate(count), count, time.monotonic() - started)
     real = real if real is not None else setting_int("SLUICE_BENCH_REAL_ROLLOUTS", 0)
     if real > 0:
         from benchmarks import decision_real
 
-        section += "\n\n" + decision_real.run(real)
+        simulated_beside = decision_real.simulated_per_kind()  # refused before anything starts
+    started = time.monotonic()
+    section = report(simulate(count), count, time.monotonic() - started)
+    if real > 0:
+        section += "\n\n" + decision_real.run(real, simulated_beside)
     else:
         section += (
             "\n\nReal-stack cross-check: not run in this write-up (`python -m benchmarks.decision_quality "

@@ -410,11 +410,16 @@ def _exit_on_term(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def run(rounds: int) -> str:
+def simulated_per_kind() -> int:
+    """Simulated rollouts per kind set beside the real ones (``SLUICE_BENCH_REAL_SIMULATED``)."""
+    return setting_int("SLUICE_BENCH_REAL_SIMULATED", 1000, minimum=1)
+
+
+def run(rounds: int, simulated_rollouts: int | None = None) -> str:
     if threading.current_thread() is threading.main_thread():
         # `kill`/`timeout` must still stop every process started here (the finally blocks).
         signal.signal(signal.SIGTERM, _exit_on_term)
-    simulated_rollouts = setting_int("SLUICE_BENCH_REAL_SIMULATED", 1000, minimum=1)
+    simulated_rollouts = simulated_rollouts or simulated_per_kind()
     simulated = decision_quality.simulate(simulated_rollouts, settings=SIMULATED)
     outcomes, elapsed = asyncio.run(_measure(rounds))
     return _report(outcomes, rounds, elapsed, simulated, simulated_rollouts)

@@ -147,8 +147,9 @@ async def _approve_all(
     return (total - already) / max(done - started, 1e-9)
 
 
-async def measure_open(stack: ScaleStack, n: int) -> OpenResult:
-    """Open N rollouts and N floor workflows on ``stack``; time approvals; finish them all."""
+async def measure_open(stack: ScaleStack, n: int, complete: int | None = None) -> OpenResult:
+    """Open N rollouts and N floor workflows on ``stack``; time approvals; approve up to
+    ``complete`` of them in all (default :func:`complete_at_most`) and time their completions."""
     client = await Client.connect(stack.server.address)
     tag = uuid.uuid4().hex[:6]
     ids = [f"scale-{tag}-{i}" for i in range(n)]
@@ -192,7 +193,7 @@ async def measure_open(stack: ScaleStack, n: int) -> OpenResult:
         approve_ms += await _approve_timed(client, [ids[index]], {"by": "bench"})
         floor_ms += await _approve_timed(client, [floor_ids[index]], "bench")
     completed = 'ExecutionStatus = "Completed" AND WorkflowType = '
-    finish = max(sample, min(n, complete_at_most()))
+    finish = max(sample, min(n, complete or complete_at_most()))
     await wait_for_count(client, completed + '"Rollout"', sample, timeout=120)
     per_s = await _approve_all(
         client, ids[sample:finish], {"by": "bench"}, completed + '"Rollout"', finish, sample
@@ -295,6 +296,7 @@ def run(sizes: list[int] | None = None, total_per_concurrency: int | None = None
     """Measure every N and concurrency on fresh stacks; the markdown section."""
     if sizes is None:
         sizes = setting_ints("SLUICE_BENCH_SCALE_N", "100,1000", minimum=1)
+    complete = complete_at_most()  # read before anything starts: a bad setting stops the run here
     RPC_TIMEOUTS.clear()  # this run's only
     load_before = os.getloadavg()
     results: list[OpenResult] = []
@@ -305,7 +307,7 @@ def run(sizes: list[int] | None = None, total_per_concurrency: int | None = None
         begun = time.monotonic()
         try:
             with ScaleStack(state) as stack:
-                results.append(asyncio.run(measure_open(stack, n)))
+                results.append(asyncio.run(measure_open(stack, n, complete)))
         except Exception as error:  # the page says where it stopped and why
             stopped = (
                 f"\n**Stopped at N = {n:,}** after {(time.monotonic() - begun) / 60:.0f} min: "
@@ -343,7 +345,7 @@ brackets). RSS is read with all N open. *Replay* is the CPU time to replay one o
 history (fetched from the server, replayed in the benchmark's process with the worker's sandbox,
 mean of 10): what a rollout evicted from the worker's cache costs when it next moves. Then
 {APPROVE_SAMPLES} `approve` updates (`execute_update`, one at a time, interleaved with the floor's)
-are timed while the others stay open, then the next ones up to {complete_at_most():,} in all
+are timed while the others stay open, then the next ones up to {complete:,} in all
 (`SLUICE_BENCH_SCALE_COMPLETE`; the rest stay open) are approved {START_CONCURRENCY} at a time:
 *completed/s* is their completions per second, until visibility counts them completed.
 The floor (`benchmarks/scale_floor.py`): a bare temporalio workflow that waits for an update and

@@ -68,8 +68,10 @@ class _Rejected(Exception):
         self.served = served
 
 
-_ADMIN_READS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="envoy-admin")
-"""Reads Envoy's admin while a route change goes on in the activity's own thread."""
+_ADMIN_READS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="envoy-admin")
+"""Reads Envoy's admin while a route change goes on in the activity's own thread: one read per
+change in flight (as many as the worker's activity slots, 16 by default; threads start only when
+needed), so an admin that takes its whole 2 s timeout holds up no other route's change."""
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ def test_a_size_the_machine_cannot_hold_is_reported_where_it_stopped(monkeypatch
         def __exit__(self, *exc: object) -> None:
             pass
 
-    async def out_of_time(stack: object, n: int) -> None:
+    async def out_of_time(stack: object, n: int, complete: int | None = None) -> None:
         raise TimeoutError(f"3 of {n} at the gate")
 
     async def no_throughput(stack: object, concurrency: int, total: int) -> tuple[float, float, float]:

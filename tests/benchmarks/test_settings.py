@@ -78,6 +78,16 @@ def test_the_runner_exits_2_naming_the_setting_before_starting_anything() -> Non
     assert "Traceback" not in done.stderr
 
 
+def test_a_setting_read_late_in_the_run_is_refused_at_its_start() -> None:
+    """How many to approve is used after N rollouts were opened (half an hour for 10,000)."""
+    done = _benchmarks("scale", env={"SLUICE_BENCH_SCALE_COMPLETE": "all"})
+    assert done.returncode == 2, done.stderr
+    assert "scale: SLUICE_BENCH_SCALE_COMPLETE='all': expected a whole number" in done.stdout
+    done = _benchmarks("decision_quality", "--real", "1", env={"SLUICE_BENCH_REAL_SIMULATED": "0"})
+    assert done.returncode == 2, done.stderr
+    assert "SLUICE_BENCH_REAL_SIMULATED='0': must be at least 1" in done.stdout
+
+
 def test_real_without_a_count_is_refused() -> None:
     done = _benchmarks("decision_quality", "--real", env={})
     assert done.returncode == 2

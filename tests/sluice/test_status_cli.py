@@ -301,3 +301,18 @@ async def test_an_ended_rollout_shows_its_status_without_a_worker(
     shown = await sluice("status", aborted.id, "--watch", "--address", address)
     assert shown.returncode == 1, shown.stderr
     assert "phase  RolledBack  at step 2  RolloutAborted: aborted by carol: enough" in shown.stdout
+
+
+async def test_a_terminated_rollout_shows_the_status_its_worker_answers(
+    client: Client, task_queue: str, address: str, worker: Worker
+) -> None:
+    """A terminated run carries no status of its own: ``status`` asks the query (a worker replays
+    it) and shows where the rollout stood when it was stopped."""
+    handle = await start_rollout(client, task_queue, dry_run_spec(TWO_GATES))
+    await wait_for_status(handle, waiting_at(2))
+    await handle.terminate("operator pulled the plug")
+    shown = await sluice("status", handle.id, "--output", "json", "--address", address)
+    assert shown.returncode == 0, shown.stderr
+    status = json.loads(shown.stdout)
+    assert status["rolloutId"] == handle.id and status["phase"] == "WaitingForApproval"
+    assert status["weights"] == {"stable": 50, "canary": 50}
