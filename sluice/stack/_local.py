@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -207,16 +206,7 @@ def _bind_backend(name: str, port: int) -> Backend:
 
 async def _running_owner(address: str, claim_id: str) -> str | None:
     """The rollout owning the route claim ``claim_id``, if the claim is running."""
-    # The dev server opens its port a moment before its frontend is healthy: connect again.
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            client = await Client.connect(address)
-            break
-        except RuntimeError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
+    client = await Client.connect(address)
     try:
         description = await client.get_workflow_handle(claim_id).describe()
     except RPCError as error:

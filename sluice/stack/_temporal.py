@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -49,8 +50,17 @@ class TemporalDevServer(ManagedProcess):
         self.db_file.parent.mkdir(parents=True, exist_ok=True)
 
     def ready(self) -> bool:
-        """The frontend port accepts connections."""
-        return port_open(self.port)
+        """The frontend serves: its port opens a moment before it is healthy, and a client that
+        connects in between is refused ("Frontend is not healthy yet")."""
+        if not port_open(self.port):
+            return False
+        health = subprocess.run(
+            [find_binary("temporal"), "operator", "cluster", "health", "--address", self.address],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+        return health.returncode == 0
 
 
 class WorkerProcess(ManagedProcess):
